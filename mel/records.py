@@ -1,0 +1,77 @@
+"""Where the mining pipeline puts each record type, and readers for them.
+
+The layout under an output directory (shards are gzip TFRecords of mel.schema records):
+  mentions/train-*.tfrecord.gz     Mention, split "train"
+  mentions/holdout-*.tfrecord.gz   Mention, split "holdout"
+  entities/entities-*.tfrecord.gz  Entity
+  entity_pairs/entity_pairs-*.tfrecord.gz  EntityPair
+  documents/documents-*.tfrecord.gz  Document (clean article text)
+  counts/entity_counts-*.tsv       entity_id, training mentions, per-language counts
+  counts/language_totals.json      training mentions per language, n(l)
+  dead_letter/dead_letter-*.jsonl.gz  DeadLetter, one JSON object a line
+  summary.json, summary.txt        written last: their presence means the run completed
+"""
+import glob as _glob
+import gzip
+import json
+import os
+from typing import Iterator, Type
+
+from mel import schema
+
+MENTIONS_TRAIN = "mentions/train"
+MENTIONS_HOLDOUT = "mentions/holdout"
+ENTITIES = "entities/entities"
+ENTITY_PAIRS = "entity_pairs/entity_pairs"
+DOCUMENTS = "documents/documents"
+ENTITY_COUNTS = "counts/entity_counts"
+LANGUAGE_TOTALS = "counts/language_totals.json"
+DEAD_LETTER = "dead_letter/dead_letter"
+SUMMARY_JSON = "summary.json"
+SUMMARY_TXT = "summary.txt"
+
+TFRECORD_SUFFIX = ".tfrecord.gz"
+RECORD_TYPE_OF = {MENTIONS_TRAIN: schema.Mention, MENTIONS_HOLDOUT: schema.Mention,
+                  ENTITIES: schema.Entity, ENTITY_PAIRS: schema.EntityPair,
+                  DOCUMENTS: schema.Document}
+OUTPUT_SUBDIRS = ("mentions", "entities", "entity_pairs", "documents", "counts", "dead_letter")
+
+
+def pattern(output_dir: str, name: str) -> str:
+  """Glob of the shards of one output, e.g. pattern(d, MENTIONS_TRAIN)."""
+  suffix = TFRECORD_SUFFIX if name in RECORD_TYPE_OF else ""
+  if name == DEAD_LETTER:
+    suffix = ".jsonl.gz"
+  elif name == ENTITY_COUNTS:
+    suffix = ".tsv"
+  return os.path.join(output_dir, f"{name}-*-of-*{suffix}")
+
+
+def read_records(record_type: Type, file_pattern: str) -> Iterator:
+  """Yields the records of every shard matching file_pattern (local files; small outputs).
+
+  Training and evaluation read the same shards with tf.data and record_type.feature_spec().
+  """
+  import tensorflow as tf
+  files = sorted(tf.io.gfile.glob(file_pattern))
+  if not files:
+    raise FileNotFoundError(f"no files match {file_pattern}")
+  for path in files:
+    for raw in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator():
+      yield record_type.from_example(raw)
+
+
+def read_output(output_dir: str, name: str) -> Iterator:
+  return read_records(RECORD_TYPE_OF[name], pattern(output_dir, name))
+
+
+def read_dead_letters(output_dir: str) -> Iterator[schema.DeadLetter]:
+  for path in sorted(_glob.glob(pattern(output_dir, DEAD_LETTER))):
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+      for line in f:
+        yield schema.DeadLetter.from_json(line)
+
+
+def read_summary(output_dir: str) -> dict:
+  with open(os.path.join(output_dir, SUMMARY_JSON), encoding="utf-8") as f:
+    return json.load(f)
