@@ -1,8 +1,9 @@
 """Composite PTransforms of the mining pipeline, each named for what it produces.
 
-Every DoFn here sends what it skips to a COUNTS output ({(lang, name): n} dicts, summed by
-SumCounts) and what it rejects to a DEAD_LETTER output (schema.DeadLetter), so the summary can
-show that everything read was either emitted or skipped for a named reason.
+Every DoFn here counts what it reads, emits and skips by (lang, name) and sends the sums to a
+COUNTS output once per bundle (CountingDoFn; SumCounts adds them up), and sends what it rejects
+to a DEAD_LETTER output (schema.DeadLetter as JSON), so the summary can show that everything
+read was either emitted or skipped for a named reason.
 
 Keys of the title tables are (wiki, normalized title); data is joined with CoGroupByKey, never
 held in one worker's memory, so the same graph runs on the full dumps of 104 languages.
@@ -169,7 +170,7 @@ class _ParsePageFn(CountingDoFn):
     if page.ns != 0:
       self.count(lang, "pages/skipped/non_article_namespace")
       return
-    title = titles.normalize_title(page.title, site.case)
+    title = titles.normalize_title(page.title, site.case, site.lang)
     key = (page.wiki, title)
     raw_redirect = page.redirect or wikitext.redirect_target(page.text)
     if raw_redirect:
