@@ -192,3 +192,21 @@ def test_a_replaced_input_is_not_reused(shared_data, tmp_path):
   rerun = _beam(*args)
   assert rerun.returncode == 0 and "already holds" not in rerun.stdout
   assert set(records.read_summary(str(out))["by_language"]) == {"mr"}
+
+
+def test_two_worker_processes_give_identical_records(mini_run, shared_data, tmp_path):
+  """FnApiRunner's multi_processing mode once lost mentions here; it must match in_memory."""
+  out, _ = mini_run
+  other = tmp_path / "mp"
+  result = _beam("run", "extract_mentions",
+                 f"--wikipedia_dumps={shared_data}/wikipedia/mini/*.xml.bz2",
+                 f"--wikidata_dump={shared_data}/wikidata/entities.jsonl",
+                 f"--output_dir={other}", "--holdout_per_language=30",
+                 "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in (records.MENTIONS_TRAIN, records.MENTIONS_HOLDOUT, records.ENTITIES,
+               records.ENTITY_PAIRS, records.DOCUMENTS):
+    assert (sorted(r.to_json() for r in _all(out, name)) ==
+            sorted(r.to_json() for r in _all(other, name))), name
+  assert (sorted(d.to_json() for d in records.read_dead_letters(str(out))) ==
+          sorted(d.to_json() for d in records.read_dead_letters(str(other))))
