@@ -73,5 +73,6 @@ def read_dead_letters(output_dir: str) -> Iterator[schema.DeadLetter]:
 
 
 def read_summary(output_dir: str) -> dict:
+  """summary.json of a local output_dir (the launcher reads gs:// ones through Beam)."""
   with open(os.path.join(output_dir, SUMMARY_JSON), encoding="utf-8") as f:
     return json.load(f)
