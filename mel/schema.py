@@ -11,6 +11,7 @@ Field kinds and their tf.train.Example features:
   str_map   -> bytes features `name/keys` and `name/values` (parallel, keys sorted)
   int_map   -> bytes `name/keys` and int64 `name/values`
   list_map  -> bytes `name/keys` and `name/values`; a key repeats once per value
+  str_list  -> bytes feature `name` with one value per element (a tuple of str)
 """
 import dataclasses
 import json
@@ -69,6 +70,9 @@ class _Record:
             _fail(self, f"field {name} has entry {k!r}: {v!r} (want str -> {want.__name__})")
           if kind == "list_map" and not all(isinstance(x, str) for x in v):
             _fail(self, f"field {name}[{k!r}] must hold strings")
+      elif kind == "str_list":
+        if not isinstance(value, tuple) or not all(isinstance(x, str) for x in value):
+          _fail(self, f"field {name} must be a tuple of str, got {value!r}")
     self.validate()
 
   def validate(self):
@@ -81,6 +85,8 @@ class _Record:
       value = getattr(self, name)
       if kind == "list_map":
         value = {k: list(v) for k, v in sorted(value.items())}
+      elif kind == "str_list":
+        value = list(value)
       elif kind in ("str_map", "int_map"):
         value = dict(sorted(value.items()))
       out[name] = value
@@ -101,6 +107,8 @@ class _Record:
       value = data[name]
       if kind == "list_map" and isinstance(value, Mapping):
         value = {k: tuple(v) for k, v in value.items()}
+      elif kind == "str_list" and isinstance(value, list):
+        value = tuple(value)
       kwargs[name] = value
     return cls(**kwargs)
 
@@ -119,6 +127,8 @@ class _Record:
         feature[name].bytes_list.value.append(value.encode("utf-8"))
       elif kind == "int":
         feature[name].int64_list.value.append(value)
+      elif kind == "str_list":
+        feature[name].bytes_list.value.extend(x.encode("utf-8") for x in value)
       else:
         items = sorted(value.items())
         if kind == "list_map":
@@ -154,6 +164,8 @@ class _Record:
         if len(values) != 1:
           raise SchemaError(f"{cls.__name__}: feature {name!r} has {len(values)} values")
         kwargs[name] = values[0]
+      elif kind == "str_list":
+        kwargs[name] = tuple(_get(name, kind))
       else:
         keys = _get(name + "/keys", "str")
         values = _get(name + "/values", "int" if kind == "int_map" else "str")
@@ -178,6 +190,8 @@ class _Record:
         spec[name] = tf.io.FixedLenFeature([], tf.string)
       elif kind == "int":
         spec[name] = tf.io.FixedLenFeature([], tf.int64)
+      elif kind == "str_list":
+        spec[name] = tf.io.VarLenFeature(tf.string)
       else:
         spec[name + "/keys"] = tf.io.VarLenFeature(tf.string)
         spec[name + "/values"] = tf.io.VarLenFeature(
@@ -230,6 +244,27 @@ class Mention(_Record):
       _fail(self, f"split must be one of {SPLITS}, got {self.split!r}")
     if self.qid and self.qid != self.entity_id:
       _fail(self, f"qid {self.qid!r} differs from entity_id {self.entity_id!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MentionWithNegatives(Mention):
+  """A training mention with the hard negatives mined for it (entity ids, best first).
+
+  Written by hard-negative mining; training reads it in place of Mention. Its features are a
+  superset of Mention's, so Mention.feature_spec() parses it too.
+  """
+  negative_ids: tuple = ()
+
+  FIELDS: ClassVar[Mapping[str, str]] = {**Mention.FIELDS, "negative_ids": "str_list"}
+
+  def validate(self):
+    super().validate()
+    if self.entity_id in self.negative_ids:
+      _fail(self, f"gold entity {self.entity_id!r} is among its negatives")
+    if len(set(self.negative_ids)) != len(self.negative_ids):
+      _fail(self, "negative_ids repeats an entity")
+    if any(not x for x in self.negative_ids):
+      _fail(self, "empty negative id")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,4 +376,5 @@ class DeadLetter(_Record):
       _fail(self, f"count must be positive, got {self.count}")
 
 
-RECORD_TYPES = {cls.__name__: cls for cls in (Mention, Entity, EntityPair, Document, DeadLetter)}
+RECORD_TYPES = {cls.__name__: cls for cls in (
+    Mention, MentionWithNegatives, Entity, EntityPair, Document, DeadLetter)}

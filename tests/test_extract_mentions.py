@@ -20,14 +20,8 @@ def _beam(*args, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def mini_run(shared_data, tmp_path_factory):
-  out = tmp_path_factory.mktemp("mini") / "out"
-  result = _beam("run", "extract_mentions",
-                 f"--wikipedia_dumps={shared_data}/wikipedia/mini/*.xml.bz2",
-                 f"--wikidata_dump={shared_data}/wikidata/entities.jsonl",
-                 f"--output_dir={out}", "--holdout_per_language=30")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return out, result
+def mini_run(mini_mining):
+  return mini_mining
 
 
 def _all(out, name):

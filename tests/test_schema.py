@@ -30,6 +30,8 @@ def _entity(**overrides):
 
 @pytest.mark.parametrize("record", [
     _mention(), _entity(),
+    schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=("Q2", "ukwiki:Мова")),
+    schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=()),
     schema.EntityPair("Q1", "en", "The Universe is all of space and time.", "ja", "宇宙とは…"),
     schema.Document("jawiki", "ja", 5, "アンパサンド", "アンパサンド（&）は記号である。", "holdout"),
     schema.DeadLetter("link", "target_has_no_page", "viwiki", "viwiki:X", "3 link(s)", 3),
@@ -93,3 +95,19 @@ def test_from_example_rejects_foreign_examples():
   foreign = schema.EntityPair("Q1", "en", "a", "ja", "b").to_example_bytes()
   with pytest.raises(schema.SchemaError, match="Mention: example has no feature"):
     schema.Mention.from_example(foreign)
+
+
+def test_mention_with_negatives_is_a_mention_with_one_more_feature():
+  record = schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=("Q2", "Q3", "Q4"))
+  serialized = [record.to_example_bytes()]
+  as_mention = tf.io.parse_example(serialized, schema.Mention.feature_spec())
+  assert as_mention["entity_id"].numpy()[0].decode() == "ukwiki:Наука"
+  parsed = tf.io.parse_example(serialized, schema.MentionWithNegatives.feature_spec())
+  assert tf.sparse.to_dense(parsed["negative_ids"], b"").numpy()[0].tolist() == [
+      b"Q2", b"Q3", b"Q4"]
+  with pytest.raises(schema.SchemaError, match="gold entity 'ukwiki:Наука' is among"):
+    schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=("ukwiki:Наука",))
+  with pytest.raises(schema.SchemaError, match="repeats"):
+    schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=("Q2", "Q2"))
+  with pytest.raises(schema.SchemaError, match="tuple of str"):
+    schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=["Q2"])

@@ -1,0 +1,189 @@
+"""Experiment configuration: dataclasses, loaded from YAML with `k=v` overrides.
+
+A config file (configs/*.yaml) mirrors ExperimentConfig: sections `model`, `data`, `train`.
+Unknown keys are errors, so a typo in a YAML file or an override never passes silently.
+"""
+import dataclasses
+from typing import Any, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+  """A config file or override is invalid; the message names the key."""
+
+
+@dataclasses.dataclass
+class EncoderConfig:
+  """A BERT tower (tf-models-official BertEncoderV2). Defaults: 4-layer mBERT-base."""
+  vocab_size: int = 0             # 0: the size of the vocabulary file
+  hidden_size: int = 768
+  num_layers: int = 4
+  num_attention_heads: int = 12
+  intermediate_size: int = 3072
+  hidden_act: str = "gelu"
+  dropout_rate: float = 0.1
+  attention_dropout_rate: float = 0.1
+  max_position_embeddings: int = 512   # mBERT's table; only the first max_seq_length rows are used
+  type_vocab_size: int = 4             # title=0, left=1, mention=2, right=3
+  initializer_range: float = 0.02
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  kind: str = "F"                 # "F": description encoder; "E": QID embedding table
+  encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+  embedding_dim: int = 300        # the shared mention/entity space (paper: d=300)
+  scale: float = 20.0             # logits = scale * cosine (inverse temperature)
+
+
+@dataclasses.dataclass
+class DataConfig:
+  mining_dir: str = "out/mining"  # output of `beam run extract_mentions` (local or gs://)
+  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or `python -m mel.build_vocab`)
+  max_seq_length: int = 64
+  max_title_length: int = 16      # at most a quarter of the sequence (paper Sec. 4.1)
+  mention_start_token: str = "[unused1]"   # [E]: an unused mBERT slot keeps the table's shape
+  mention_end_token: str = "[unused2]"     # [/E]
+  batch_size: int = 8192          # global mention-entity batch (all replicas)
+  pairs_batch_size: int = 8192    # global entity-entity batch (auxiliary task)
+  hard_negatives: str = ""        # glob of MentionWithNegatives records; "" = in-batch only
+  hard_negatives_per_mention: int = 1
+  shuffle_buffer: int = 10000
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  steps: int = 500000
+  learning_rate: float = 1e-4
+  warmup_fraction: float = 0.1    # linear warm-up, then linear decay to 0 (paper App. B)
+  weight_decay: float = 0.01      # AdamW; LayerNorm and biases are excluded
+  entity_entity_task: bool = False    # average in the cross-lingual description task (Sec. 5.2.3)
+  init_checkpoint: str = ""       # mBERT: TF1 bert_model.ckpt or a TF2 tf-models encoder ckpt
+  init_from_model_dir: str = ""   # a previous round's model dir: start from its latest weights
+  steps_per_loop: int = 10        # steps run inside one tf.function call
+  checkpoint_every: int = 1000
+  keep_checkpoints: int = 3
+  summary_every: int = 100
+  seed: int = 1
+  export: bool = True             # write SavedModels of both towers at the end
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+  def validate(self):
+    if self.model.kind not in ("F", "E"):
+      raise ConfigError(f"model.kind must be 'F' or 'E', got {self.model.kind!r}")
+    if self.model.kind == "E" and self.train.entity_entity_task:
+      raise ConfigError("train.entity_entity_task needs the description encoder (model.kind F)")
+    if self.data.max_seq_length < 8:
+      raise ConfigError("data.max_seq_length must be at least 8")
+    if not 0 <= self.data.max_title_length <= self.data.max_seq_length // 4:
+      raise ConfigError("data.max_title_length must be at most a quarter of max_seq_length "
+                        f"({self.data.max_seq_length // 4}), got {self.data.max_title_length}")
+    if self.data.max_seq_length > self.model.encoder.max_position_embeddings:
+      raise ConfigError("data.max_seq_length exceeds model.encoder.max_position_embeddings")
+    if self.model.encoder.type_vocab_size < 4:
+      raise ConfigError("model.encoder.type_vocab_size must be >= 4 (title/left/mention/right)")
+    for name in ("batch_size", "pairs_batch_size"):
+      if getattr(self.data, name) < 2:
+        raise ConfigError(f"data.{name} must be at least 2 (in-batch negatives)")
+    if self.data.hard_negatives_per_mention < 0:
+      raise ConfigError("data.hard_negatives_per_mention must be >= 0")
+    if self.train.steps < 1 or self.train.steps_per_loop < 1:
+      raise ConfigError("train.steps and train.steps_per_loop must be >= 1")
+    if not 0.0 <= self.train.warmup_fraction < 1.0:
+      raise ConfigError("train.warmup_fraction must be in [0, 1)")
+    if self.train.checkpoint_every < 1:
+      raise ConfigError("train.checkpoint_every must be >= 1")
+    return self
+
+
+def _from_dict(cls, values: dict, prefix: str):
+  if not isinstance(values, dict):
+    raise ConfigError(f"{prefix or 'config'} must be a mapping, got {type(values).__name__}")
+  fields = {f.name: f for f in dataclasses.fields(cls)}
+  kwargs = {}
+  for key, value in values.items():
+    if key not in fields:
+      raise ConfigError(f"unknown config key '{prefix}{key}'; known: {sorted(fields)}")
+    default = getattr(cls(), key)
+    if dataclasses.is_dataclass(default):
+      kwargs[key] = _from_dict(type(default), value or {}, f"{prefix}{key}.")
+    else:
+      kwargs[key] = _coerce(value, default, f"{prefix}{key}")
+  return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any, name: str):
+  """Converts YAML/override values to the type of the field's default."""
+  kind = type(default)
+  if kind is bool:
+    if isinstance(value, str):
+      if value.lower() in ("true", "1", "yes"):
+        return True
+      if value.lower() in ("false", "0", "no"):
+        return False
+    if isinstance(value, bool):
+      return value
+    raise ConfigError(f"{name} must be a boolean, got {value!r}")
+  try:
+    if kind is int and isinstance(value, float) and not value.is_integer():
+      raise ValueError
+    return kind(value)
+  except (TypeError, ValueError):
+    raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}") from None
+
+
+def apply_overrides(values: dict, overrides: Optional[str]) -> dict:
+  """Applies 'a.b=v,c.d=w' (tf-models --params_override style) to a nested dict."""
+  if not overrides:
+    return values
+  for item in overrides.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    if "=" not in item:
+      raise ConfigError(f"override {item!r} is not key=value")
+    key, value = item.split("=", 1)
+    parts = key.strip().split(".")
+    node = values
+    for part in parts[:-1]:
+      node = node.setdefault(part, {})
+      if not isinstance(node, dict):
+        raise ConfigError(f"override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else ""
+  return values
+
+
+def from_dict(values: dict) -> ExperimentConfig:
+  return _from_dict(ExperimentConfig, values, "").validate()
+
+
+def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
+  """Reads a YAML config (local or gs://) and applies overrides."""
+  import tensorflow as tf
+  if not tf.io.gfile.exists(path):
+    raise ConfigError(f"config file {path} does not exist")
+  with tf.io.gfile.GFile(path, "r") as f:
+    try:
+      values = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+      raise ConfigError(f"{path}: not valid YAML: {e}") from None
+  try:
+    return from_dict(apply_overrides(values, overrides))
+  except ConfigError as e:
+    raise ConfigError(f"{path}: {e}") from None
+
+
+def to_dict(config: ExperimentConfig) -> dict:
+  return dataclasses.asdict(config)
+
+
+def dump(config: ExperimentConfig) -> str:
+  return yaml.safe_dump(to_dict(config), sort_keys=False)
+

@@ -1,0 +1,148 @@
+"""Training inputs: the mining pipeline's TFRecords -> batches of encoder inputs, in tf.data.
+
+Only TF ops after the file list, so the same code runs in a TPU host's input pipeline.
+Records are parsed with the schema module's feature_spec() (one definition for writer and
+reader). Each global batch is split evenly across replicas (distribute_datasets_from_function).
+
+A batch (per replica, B mentions, K hard negatives each, P entity pairs):
+  mentions:  input dict int32 [B, L]   (title / left / [E] mention [/E] / right)
+  entities:  Model F: input dict int32 [B, L] ([CLS] description [SEP]); Model E: rows [B]
+  entity_ids: int32 [B], a hash of the gold entity id (accidental-hit masking)
+  negatives, negative_ids [B*K], negative_mask bool [B*K]   (with hard negatives)
+  pairs_a, pairs_b: input dict int32 [P, L], pair_ids int32 [P]   (entity-entity task)
+"""
+from typing import Optional
+
+import tensorflow as tf
+
+from mel import configs, entity_table, records, schema
+from mel.input_layout import InputBuilder
+
+# Entity ids are compared through a 31-bit hash (int32 runs everywhere, TPU included). Two
+# different entities colliding in one batch only removes one negative from one softmax.
+_ID_BUCKETS = 2**31 - 1
+
+
+def entity_id_hash(ids):
+  """tf.string [...] -> int32 [...]."""
+  return tf.cast(tf.strings.to_hash_bucket_fast(ids, _ID_BUCKETS), tf.int32)
+
+
+def _files(pattern: str, what: str):
+  files = sorted(tf.io.gfile.glob(pattern))
+  if not files:
+    raise FileNotFoundError(f"no {what} files match {pattern}")
+  return files
+
+
+def _records(files, input_context, seed: int, shuffle_buffer: int):
+  """Serialized examples from gzip TFRecord shards, sharded per input pipeline, shuffled."""
+  ds = tf.data.Dataset.from_tensor_slices(files)
+  if input_context and input_context.num_input_pipelines > 1:
+    if len(files) >= input_context.num_input_pipelines:
+      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+  ds = ds.shuffle(len(files), seed=seed).repeat()
+  ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+                     cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True)
+  return ds.shuffle(shuffle_buffer, seed=seed)
+
+
+class TrainingInputs:
+  """Builds the training dataset of one experiment (see module docstring for the batch)."""
+
+  def __init__(self, config: configs.ExperimentConfig, builder: InputBuilder,
+               entity_table_path: str):
+    self.config = config
+    self.builder = builder
+    self.entity_table_path = entity_table_path
+    self.with_negatives = bool(config.data.hard_negatives) and \
+        config.data.hard_negatives_per_mention > 0
+    if self.with_negatives:
+      self.mention_files = _files(config.data.hard_negatives, "hard-negative")
+    else:
+      self.mention_files = _files(records.pattern(config.data.mining_dir,
+                                                  records.MENTIONS_TRAIN), "training mention")
+    self.pair_files = None
+    if config.train.entity_entity_task:
+      self.pair_files = _files(records.pattern(config.data.mining_dir, records.ENTITY_PAIRS),
+                               "entity pair")
+
+  def _entity_features(self, ids, texts, rows):
+    """Entity tower inputs for entity ids [N]."""
+    if self.config.model.kind == "E":
+      return tf.cast(tf.maximum(rows.lookup(ids), 0), tf.int32)
+    return self.builder.entities(texts.lookup(ids))
+
+  def _mentions(self, batch_size: int, input_context, seed: int):
+    record_type = schema.MentionWithNegatives if self.with_negatives else schema.Mention
+    spec = record_type.feature_spec()
+    wanted = ["doc_title", "left_context", "mention", "right_context", "entity_id"]
+    if self.with_negatives:
+      wanted.append("negative_ids")
+    spec = {k: spec[k] for k in wanted}
+    k = self.config.data.hard_negatives_per_mention
+    texts = entity_table.text_lookup(self.entity_table_path)
+    rows = entity_table.row_lookup(self.entity_table_path)
+
+    def parse(serialized):
+      example = tf.io.parse_single_example(serialized, spec)
+      if self.with_negatives:
+        negatives = tf.sparse.to_dense(example["negative_ids"], default_value="")[:k]
+        example["negative_ids"] = tf.pad(negatives, [[0, k - tf.shape(negatives)[0]]])
+        example["negative_ids"].set_shape([k])
+      return example
+
+    def known(example):
+      # A mention whose entity is not in the table cannot be trained on; the table comes
+      # from the same mining run, so this only drops records of a mismatched run.
+      return rows.lookup(example["entity_id"]) >= 0
+
+    def features(batch):
+      out = {
+          "mentions": self.builder.mentions(batch["doc_title"], batch["left_context"],
+                                            batch["mention"], batch["right_context"]),
+          "entities": self._entity_features(batch["entity_id"], texts, rows),
+          "entity_ids": entity_id_hash(batch["entity_id"]),
+      }
+      if self.with_negatives:
+        negative_ids = tf.reshape(batch["negative_ids"], [-1])                  # [B*K]
+        out["negatives"] = self._entity_features(negative_ids, texts, rows)
+        out["negative_ids"] = entity_id_hash(negative_ids)
+        out["negative_mask"] = rows.lookup(negative_ids) >= 0
+      return out
+
+    ds = _records(self.mention_files, input_context, seed, self.config.data.shuffle_buffer)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).filter(known)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def _pairs(self, batch_size: int, input_context, seed: int):
+    spec = schema.EntityPair.feature_spec()
+    spec = {k: spec[k] for k in ("entity_id", "text_a", "text_b")}
+
+    def features(batch):
+      return {"pairs_a": self.builder.entities(batch["text_a"]),
+              "pairs_b": self.builder.entities(batch["text_b"]),
+              "pair_ids": entity_id_hash(batch["entity_id"])}
+
+    ds = _records(self.pair_files, input_context, seed + 1, self.config.data.shuffle_buffer)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def dataset(self, input_context: Optional[tf.distribute.InputContext] = None):
+    """The per-replica dataset (global batches divided by the number of replicas)."""
+    data, seed = self.config.data, self.config.train.seed
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    if input_context:
+      seed += input_context.input_pipeline_id
+    for name in ("batch_size", "pairs_batch_size"):
+      if getattr(data, name) % replicas:
+        raise ValueError(f"data.{name}={getattr(data, name)} is not divisible by the "
+                         f"{replicas} replicas")
+    ds = self._mentions(data.batch_size // replicas, input_context, seed)
+    if self.pair_files:
+      pairs = self._pairs(data.pairs_batch_size // replicas, input_context, seed)
+      ds = tf.data.Dataset.zip((ds, pairs)).map(lambda m, p: {**m, **p})
+    return ds.prefetch(tf.data.AUTOTUNE)

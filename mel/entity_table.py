@@ -1,0 +1,106 @@
+"""The entity table: every entity id with the text the entity tower reads, one per line.
+
+    <entity_id> TAB <text> NEWLINE     (line number = the entity's row, Model E's table index)
+
+Written once per model dir from the mining pipeline's Entity records, so training, entity
+encoding and serving all agree on which entities exist, their rows and their texts. TF reads it
+with a TextFileInitializer (no graph-size limit at 20M entities).
+"""
+import os
+from typing import Iterable, List, Tuple
+
+from mel import records, schema
+
+FILENAME = "entities.tsv"
+MAX_TEXT_CHARS = 2000   # far beyond 64 wordpieces; keeps lines bounded
+
+
+def entity_text(entity: schema.Entity) -> str:
+  """What Model F encodes: the chosen description, else a label, else the page title.
+
+  212 of the 2,950 entities of the shared excerpts have no description (no first sentence
+  and no WikiData description); a label still tells the tower more than an empty input.
+  """
+  text = entity.description
+  if not text:
+    counts = entity.mention_counts
+    languages = sorted(entity.labels, key=lambda lang: (-counts.get(lang, 0), lang))
+    if entity.description_lang in entity.labels:
+      languages.insert(0, entity.description_lang)
+    text = entity.labels[languages[0]] if languages else ""
+  if not text:
+    text = entity.entity_id.split(":", 1)[-1]
+  return clean(text)
+
+
+def clean(text: str) -> str:
+  """One TSV field: no tabs or line breaks, bounded length."""
+  return " ".join(text.replace("\t", " ").split())[:MAX_TEXT_CHARS]
+
+
+def rows_from_records(entities: Iterable[schema.Entity]) -> List[Tuple[str, str]]:
+  """(entity_id, text) sorted by entity_id, so rows do not depend on shard order."""
+  rows = sorted((e.entity_id, entity_text(e)) for e in entities)
+  for (a, _), (b, _) in zip(rows, rows[1:]):
+    if a == b:
+      raise ValueError(f"entity {a!r} appears twice in the entity records")
+  return rows
+
+
+def write(rows: List[Tuple[str, str]], path: str) -> None:
+  """Writes the table atomically (temp file, then rename); local or gs://."""
+  import tensorflow as tf
+  for entity_id, _ in rows:
+    if not entity_id or any(c in entity_id for c in "\t\n\r"):
+      raise ValueError(f"entity id {entity_id!r} cannot be stored in the entity table")
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    for entity_id, text in rows:
+      f.write(f"{entity_id}\t{text}\n")
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def write_from_mining(mining_dir: str, path: str) -> int:
+  """Builds the table from <mining_dir>/entities; returns the number of entities."""
+  rows = rows_from_records(records.read_output(mining_dir, records.ENTITIES))
+  if not rows:
+    raise ValueError(f"{mining_dir}: no entity records")
+  write(rows, path)
+  return len(rows)
+
+
+def read(path: str) -> List[Tuple[str, str]]:
+  """(entity_id, text) per row, in row order."""
+  import tensorflow as tf
+  rows = []
+  with tf.io.gfile.GFile(path, "r") as f:
+    for n, line in enumerate(f, 1):
+      parts = line.rstrip("\n").split("\t")
+      if len(parts) != 2 or not parts[0]:
+        raise ValueError(f"{path}: line {n} is not 'entity_id<TAB>text'")
+      rows.append((parts[0], parts[1]))
+  return rows
+
+
+def count(path: str) -> int:
+  import tensorflow as tf
+  with tf.io.gfile.GFile(path, "r") as f:
+    return sum(1 for _ in f)
+
+
+def text_lookup(path: str):
+  """tf.lookup table entity_id -> text ('' when unknown)."""
+  import tensorflow as tf
+  init = tf.lookup.TextFileInitializer(
+      path, key_dtype=tf.string, key_index=0, value_dtype=tf.string, value_index=1,
+      delimiter="\t")
+  return tf.lookup.StaticHashTable(init, default_value="")
+
+
+def row_lookup(path: str):
+  """tf.lookup table entity_id -> int64 row (-1 when unknown)."""
+  import tensorflow as tf
+  init = tf.lookup.TextFileInitializer(
+      path, key_dtype=tf.string, key_index=0, value_dtype=tf.int64,
+      value_index=tf.lookup.TextFileIndex.LINE_NUMBER, delimiter="\t")
+  return tf.lookup.StaticHashTable(init, default_value=-1)

@@ -1,0 +1,80 @@
+"""In-batch sampled softmax (Gillick et al. 2018), as a short pipeline.
+
+scores -> scale -> mask accidental hits and padding -> softmax cross-entropy against the gold
+column. Candidates are every gold entity of the global batch (all replicas) plus any hard
+negatives; a candidate that is the same entity as a query's gold one, in another column, is an
+"accidental hit" and is removed from that query's softmax.
+"""
+import tensorflow as tf
+
+# Masked logits get this value: far below any real logit (|scale * cosine| <= scale), and
+# finite, so the softmax stays NaN-free in float32 and bfloat16.
+MASKED_LOGIT = -1e9
+
+
+def in_batch_softmax_loss(queries, candidates, labels, query_ids, candidate_ids, scale,
+                          candidate_mask=None):
+  """Per-query softmax cross-entropy over all candidates.
+
+  Args:
+    queries: float [B, D], unit vectors.
+    candidates: float [C, D], unit vectors.
+    labels: int32 [B], the column of each query's gold entity in `candidates`.
+    query_ids: int32 [B], an id of each query's gold entity (entity hash).
+    candidate_ids: int32 [C], the id of each candidate's entity.
+    scale: the inverse temperature; logits = scale * cosine.
+    candidate_mask: optional bool [C]; False marks padding (a missing hard negative).
+  Returns:
+    (loss [B], logits [B, C] after masking).
+  """
+  logits = scale * tf.matmul(queries, candidates, transpose_b=True)          # [B, C]
+  num_candidates = tf.shape(candidates)[0]
+  gold = tf.one_hot(labels, num_candidates, on_value=True, off_value=False)  # [B, C]
+  same_entity = tf.equal(query_ids[:, None], candidate_ids[None, :])         # [B, C]
+  masked = tf.logical_and(same_entity, tf.logical_not(gold))
+  if candidate_mask is not None:
+    masked = tf.logical_or(masked, tf.logical_not(candidate_mask)[None, :])
+  logits = tf.where(masked, tf.cast(MASKED_LOGIT, logits.dtype), logits)
+  loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+  return loss, logits
+
+
+def in_batch_accuracy(logits, labels):
+  """float32 [B]: 1 where the gold column has the highest logit."""
+  predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
+  return tf.cast(tf.equal(predicted, labels), tf.float32)
+
+
+def gather_candidates(gold, gold_ids, negatives=None, negative_ids=None, negative_mask=None):
+  """The global candidate set, assembled inside a replica context.
+
+  Every replica contributes its gold entities (and hard negatives); all_gather makes each
+  mention see the whole global batch (its gradient flows back to the replica that owns the
+  vector), so R replicas of B mentions each train like one device with R*B.
+
+  Args:
+    gold: float [B, D], this replica's gold entity vectors.
+    gold_ids: int32 [B].
+    negatives: optional float [N, D] hard-negative vectors of this replica (N = B * K).
+    negative_ids: int32 [N]; negative_mask: bool [N] (False: padding).
+  Returns:
+    candidates [C, D], candidate_ids [C], candidate_mask [C] bool, labels [B] int32,
+    where C = R * B (+ R * N) and the golds of all replicas come first.
+  """
+  context = tf.distribute.get_replica_context()
+  batch_size = tf.shape(gold)[0]
+  all_gold = context.all_gather(gold, axis=0)                                   # [R*B, D]
+  all_gold_ids = context.all_gather(gold_ids, axis=0)
+  replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+  labels = replica * batch_size + tf.range(batch_size, dtype=tf.int32)          # [B]
+  mask = tf.ones_like(all_gold_ids, dtype=tf.bool)
+  if negatives is None:
+    return all_gold, all_gold_ids, mask, labels
+  all_negatives = context.all_gather(negatives, axis=0)                         # [R*N, D]
+  all_negative_ids = context.all_gather(negative_ids, axis=0)
+  # Collectives move numbers, not bools.
+  all_negative_mask = context.all_gather(tf.cast(negative_mask, tf.int32), axis=0) > 0
+  return (tf.concat([all_gold, all_negatives], axis=0),
+          tf.concat([all_gold_ids, all_negative_ids], axis=0),
+          tf.concat([mask, all_negative_mask], axis=0),
+          labels)

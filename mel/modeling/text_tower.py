@@ -1,0 +1,64 @@
+"""A text tower: BERT encoder -> [CLS] -> Dense(embedding_dim) -> L2 normalise."""
+import dataclasses
+
+import tensorflow as tf
+import tf_keras
+from official.modeling import tf_utils
+from official.nlp.modeling import networks
+
+from mel import configs
+
+
+def build_bert_encoder(config: configs.EncoderConfig) -> networks.BertEncoderV2:
+  """A BertEncoderV2 whose last layer computes only the [CLS] position (output_range=1)."""
+  if config.vocab_size <= 0:
+    raise ValueError("EncoderConfig.vocab_size must be set (the vocabulary's size)")
+  return networks.BertEncoderV2(
+      vocab_size=config.vocab_size,
+      hidden_size=config.hidden_size,
+      num_layers=config.num_layers,
+      num_attention_heads=config.num_attention_heads,
+      inner_dim=config.intermediate_size,
+      inner_activation=tf_utils.get_activation(config.hidden_act),
+      output_dropout=config.dropout_rate,
+      attention_dropout=config.attention_dropout_rate,
+      max_sequence_length=config.max_position_embeddings,
+      type_vocab_size=config.type_vocab_size,
+      initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range),
+      output_range=1)
+
+
+@tf_keras.utils.register_keras_serializable(package="mel")
+class TextTower(tf_keras.Model):
+  """Encodes a [B, L] input layout to unit vectors [B, embedding_dim].
+
+  Inputs: dict of int32 [B, L] input_word_ids, input_mask, input_type_ids.
+  The final layer's [CLS] vector is projected (paper Sec. 4.1); BERT's pooler is not used.
+  """
+
+  def __init__(self, encoder_config: dict, embedding_dim: int = 300, **kwargs):
+    super().__init__(**kwargs)
+    self._encoder_config = dict(encoder_config)
+    self._embedding_dim = embedding_dim
+    self.encoder = build_bert_encoder(configs.EncoderConfig(**self._encoder_config))
+    self.projection = tf_keras.layers.Dense(
+        embedding_dim, name="projection",
+        kernel_initializer=tf_keras.initializers.TruncatedNormal(
+            stddev=self._encoder_config.get("initializer_range", 0.02)))
+
+  def call(self, inputs, training=False):
+    outputs = self.encoder(inputs, training=training)
+    cls = outputs["sequence_output"][:, 0, :]          # [B, H]
+    return tf.math.l2_normalize(self.projection(cls), axis=-1)   # [B, D]
+
+  def get_config(self):
+    return {"encoder_config": self._encoder_config, "embedding_dim": self._embedding_dim,
+            "name": self.name}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+  @classmethod
+  def from_encoder_config(cls, config: configs.EncoderConfig, embedding_dim: int, name: str):
+    return cls(dataclasses.asdict(config), embedding_dim, name=name)

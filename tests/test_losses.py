@@ -1,0 +1,144 @@
+"""The in-batch softmax loss on tiny constants, and the dual encoder's two tasks."""
+import math
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mel import configs  # noqa: E402
+from mel.modeling import losses  # noqa: E402
+from mel.modeling.dual_encoder import build_dual_encoder  # noqa: E402
+
+# log(1 + e^-1): a query whose gold logit is 1 against one other candidate at logit 0.
+LOG1P_EXP_MINUS_1 = math.log(1 + math.exp(-1))   # 0.31326...
+
+
+def _loss(queries, candidates, labels, query_ids, candidate_ids, scale=1.0, mask=None):
+  loss, logits = losses.in_batch_softmax_loss(
+      tf.constant(queries, tf.float32), tf.constant(candidates, tf.float32),
+      tf.constant(labels, tf.int32), tf.constant(query_ids, tf.int32),
+      tf.constant(candidate_ids, tf.int32), scale,
+      None if mask is None else tf.constant(mask))
+  return loss.numpy(), logits.numpy()
+
+
+def test_two_orthogonal_pairs():
+  # q0 = c0 = [1, 0], q1 = c1 = [0, 1]: each query's logits are [1, 0] (gold first) or
+  # [0, 1] (gold second), so each loss is -log(e / (e + 1)) = log(1 + e^-1).
+  loss, _ = _loss([[1, 0], [0, 1]], [[1, 0], [0, 1]], [0, 1], [7, 8], [7, 8])
+  np.testing.assert_allclose(loss, [LOG1P_EXP_MINUS_1] * 2, rtol=1e-6)
+
+
+def test_scale_multiplies_cosines():
+  # scale 5: logits [5, 0] -> loss log(1 + e^-5).
+  loss, logits = _loss([[1, 0]], [[1, 0], [0, 1]], [0], [7], [7, 8], scale=5.0)
+  np.testing.assert_allclose(logits, [[5, 0]], rtol=1e-6)
+  np.testing.assert_allclose(loss, [math.log(1 + math.exp(-5))], rtol=1e-6)
+
+
+def test_accidental_hit_is_masked():
+  # q1 = [0, 1], gold c1 (id 8). c2 = [0.6, 0.8] is the same entity (id 8) in another column:
+  # unmasked, q1's logits are [0, 1, 0.8] and the loss log(1 + e^-1 + e^-0.2) = 1.0337;
+  # masked, c2 leaves q1's softmax and the loss is log(1 + e^-1) again. q0 (id 7) keeps c2.
+  queries, candidates = [[1, 0], [0, 1]], [[1, 0], [0, 1], [0.6, 0.8]]
+  loss, logits = _loss(queries, candidates, [0, 1], [7, 8], [7, 8, 8])
+  np.testing.assert_allclose(loss[1], LOG1P_EXP_MINUS_1, rtol=1e-6)
+  assert logits[1, 2] == losses.MASKED_LOGIT
+  # q0's logits [1, 0, 0.6]: -log(e / (e + 1 + e^0.6))
+  np.testing.assert_allclose(loss[0], math.log(1 + math.exp(-1) + math.exp(-0.4)), rtol=1e-6)
+  unmasked, _ = _loss(queries, candidates, [0, 1], [7, 8], [7, 8, 9])
+  np.testing.assert_allclose(unmasked[1], math.log(1 + math.exp(-1) + math.exp(-0.2)),
+                             rtol=1e-6)
+
+
+def test_the_gold_column_itself_is_never_masked():
+  loss, logits = _loss([[1, 0]], [[1, 0], [1, 0]], [1], [7], [7, 7])
+  assert logits[0, 1] == pytest.approx(1.0) and logits[0, 0] == losses.MASKED_LOGIT
+  assert loss[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_padding_candidates_are_masked():
+  loss, _ = _loss([[1, 0]], [[1, 0], [0, 1], [1, 0]], [0], [7], [7, 8, 9],
+                  mask=[True, True, False])
+  np.testing.assert_allclose(loss, [LOG1P_EXP_MINUS_1], rtol=1e-6)
+
+
+def test_hard_negatives_join_the_candidate_set():
+  gold = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+  negatives = tf.constant([[0.6, 0.8], [0.0, 0.0]])
+  candidates, ids, mask, labels = losses.gather_candidates(
+      gold, tf.constant([7, 8]), negatives, tf.constant([9, 0]), tf.constant([True, False]))
+  np.testing.assert_allclose(candidates.numpy(), [[1, 0], [0, 1], [0.6, 0.8], [0, 0]])
+  assert ids.numpy().tolist() == [7, 8, 9, 0]
+  assert mask.numpy().tolist() == [True, True, True, False]
+  assert labels.numpy().tolist() == [0, 1]
+  # q0 = [1, 0]: logits [1, 0, 0.6] (the padding column is masked):
+  # loss = log(1 + e^-1 + e^-0.4), larger than without the hard negative.
+  loss, _ = losses.in_batch_softmax_loss(gold, candidates, labels, tf.constant([7, 8]), ids,
+                                         1.0, mask)
+  np.testing.assert_allclose(loss.numpy()[0], math.log(1 + math.exp(-1) + math.exp(-0.4)),
+                             rtol=1e-6)
+
+
+def test_accuracy():
+  logits = tf.constant([[3.0, 1.0], [2.0, 1.0]])
+  acc = losses.in_batch_accuracy(logits, tf.constant([0, 1]))
+  assert acc.numpy().tolist() == [1.0, 0.0]
+
+
+def _tiny_model_config(kind="F"):
+  return configs.ModelConfig(kind=kind, embedding_dim=8, scale=10.0, encoder=configs.EncoderConfig(
+      vocab_size=50, hidden_size=16, num_layers=1, num_attention_heads=2, intermediate_size=32,
+      dropout_rate=0.0, attention_dropout_rate=0.0, max_position_embeddings=16))
+
+
+def _inputs(seed, n, length=8):
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(5, 50, size=(n, length)).astype(np.int32)
+  return {"input_word_ids": tf.constant(ids), "input_mask": tf.ones_like(ids),
+          "input_type_ids": tf.constant(rng.integers(0, 4, size=(n, length)).astype(np.int32))}
+
+
+def test_entity_entity_task_uses_the_entity_tower():
+  model = build_dual_encoder(_tiny_model_config())
+  features = {"mentions": _inputs(0, 4), "entities": _inputs(1, 4),
+              "entity_ids": tf.constant([1, 2, 3, 4]),
+              "pairs_a": _inputs(2, 3), "pairs_b": _inputs(3, 3),
+              "pair_ids": tf.constant([5, 6, 5])}
+  out = model.task_losses(features, training=False)
+  assert out["mention_entity_loss"].shape == [4]
+  a = model.entity_tower(features["pairs_a"])
+  b = model.entity_tower(features["pairs_b"])
+  want, _ = losses.in_batch_softmax_loss(a, b, tf.range(3), features["pair_ids"],
+                                         features["pair_ids"], 10.0)
+  np.testing.assert_allclose(out["entity_entity_loss"].numpy(), want.numpy(), rtol=1e-5)
+  # Pairs 0 and 2 are one entity (5): each is masked out of the other's softmax.
+  logits = 10.0 * tf.matmul(a, b, transpose_b=True).numpy()
+  only_pair1 = -(logits[0, 0] - np.log(np.exp(logits[0, 0]) + np.exp(logits[0, 1])))
+  np.testing.assert_allclose(out["entity_entity_loss"].numpy()[0], only_pair1, rtol=1e-5)
+
+
+def test_model_e_scores_rows_of_its_table():
+  model = build_dual_encoder(_tiny_model_config("E"), num_entities=6)
+  features = {"mentions": _inputs(0, 3), "entities": tf.constant([0, 4, 5]),
+              "entity_ids": tf.constant([10, 14, 15])}
+  out = model.task_losses(features, training=False)
+  rows = tf.math.l2_normalize(tf.gather(model.entity_tower.table.embeddings, [0, 4, 5]), -1)
+  mentions = model.mention_tower(features["mentions"])
+  want, _ = losses.in_batch_softmax_loss(mentions, rows, tf.range(3), features["entity_ids"],
+                                         features["entity_ids"], 10.0)
+  np.testing.assert_allclose(out["mention_entity_loss"].numpy(), want.numpy(), rtol=1e-5)
+  assert "entity_entity_loss" not in out
+
+
+def test_towers_output_unit_vectors_and_round_trip_their_config():
+  model = build_dual_encoder(_tiny_model_config())
+  vectors = model.mention_tower(_inputs(0, 5))
+  assert vectors.shape == [5, 8]
+  np.testing.assert_allclose(tf.norm(vectors, axis=-1).numpy(), np.ones(5), rtol=1e-5)
+  config = model.mention_tower.get_config()
+  clone = type(model.mention_tower).from_config(config)
+  assert clone.get_config() == config
