@@ -9,6 +9,9 @@ PIPELINES = {
     "extract_mentions": ("beam_pipelines.extract_mentions",
                          "Wikipedia XML dumps (+ WikiData JSON dump) -> mentions, entities, "
                          "entity pairs, counts (sharded TFRecords) and a summary"),
+    "encode_entities": ("beam_pipelines.encode_entities",
+                        "a trained model dir's entities -> embedding shards (RunInference with "
+                        "the exported entity tower)"),
 }
 
 

@@ -44,3 +44,26 @@ def mini_vocab(mini_mining, tmp_path_factory):
                       "--vocab_size", 3000, "--max_words", 8000)
   assert result.returncode == 0, result.stderr[-3000:]
   return path
+
+
+DEMO_CONFIG = ROOT / "configs" / "demo_cpu.yaml"
+
+
+def train_overrides(mining, vocab, **extra) -> str:
+  """--params_override for a small, fast run of the demo config on the mini mining output."""
+  values = {"data.mining_dir": mining, "data.vocab": vocab, "data.batch_size": 16,
+            "data.pairs_batch_size": 8, "data.shuffle_buffer": 500, "train.steps": 120,
+            "train.steps_per_loop": 10, "train.summary_every": 10, "train.checkpoint_every": 60,
+            "model.embedding_dim": 32}
+  values.update(extra)
+  return ",".join(f"{k}={v}" for k, v in values.items())
+
+
+@pytest.fixture(scope="session")
+def mini_model(mini_mining, mini_vocab, tmp_path_factory):
+  """The demo config trained 120 steps on the mini mining output: (model dir, result)."""
+  model_dir = tmp_path_factory.mktemp("model_f")
+  result = run_module("mel.train", "--config", DEMO_CONFIG, "--model_dir", model_dir,
+                      "--params_override", train_overrides(mini_mining[0], mini_vocab))
+  assert result.returncode == 0, result.stderr[-4000:]
+  return model_dir, result

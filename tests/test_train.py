@@ -16,22 +16,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from conftest import ROOT, run_module  # noqa: E402
+from conftest import DEMO_CONFIG, run_module, train_overrides  # noqa: E402
 from mel import configs, entity_table, records, schema, tokenization  # noqa: E402
 from mel.data import TrainingInputs  # noqa: E402
 from mel.input_layout import InputBuilder  # noqa: E402
 
 pytestmark = pytest.mark.slow
-DEMO = str(ROOT / "configs" / "demo_cpu.yaml")
+DEMO = str(DEMO_CONFIG)
 
 
 def _overrides(mining, vocab, **extra):
-  values = {"data.mining_dir": mining, "data.vocab": vocab, "data.batch_size": 16,
-            "data.pairs_batch_size": 8, "data.shuffle_buffer": 500, "train.steps": 120,
-            "train.steps_per_loop": 10, "train.summary_every": 10, "train.checkpoint_every": 60,
-            "model.embedding_dim": 32}
-  values.update(extra)
-  return ",".join(f"{k}={v}" for k, v in values.items())
+  return train_overrides(mining, vocab, **extra)
 
 
 def _train(model_dir, overrides, config=DEMO):
@@ -51,11 +46,8 @@ def _scalars(model_dir, tag):
 
 
 @pytest.fixture(scope="module")
-def trained(mini_mining, mini_vocab, tmp_path_factory):
-  model_dir = tmp_path_factory.mktemp("model_f")
-  result = _train(model_dir, _overrides(mini_mining[0], mini_vocab))
-  assert result.returncode == 0, result.stderr[-4000:]
-  return model_dir, result
+def trained(mini_model):
+  return mini_model
 
 
 def test_smoke_run_loss_goes_down(trained):
