@@ -126,6 +126,8 @@ def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: 
   """Runs one mining round; returns the summary (also written to <output>/summary.json)."""
   from mel import configs, retrieval
   started = time.time()
+  if not mining_dir:
+    mining_dir = configs.load(os.path.join(model_dir, "config.yaml")).data.mining_dir
   if os.path.exists(os.path.join(output, SUMMARY)):
     with open(os.path.join(output, SUMMARY), encoding="utf-8") as f:
       previous = json.load(f)
@@ -133,8 +135,6 @@ def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: 
                                          max_per_mention, seed):
       print(f"[mel.mine_negatives] {output} already holds this round; reused", file=sys.stderr)
       return previous
-  if not mining_dir:
-    mining_dir = configs.load(os.path.join(model_dir, "config.yaml")).data.mining_dir
   mentions = list(records.read_output(mining_dir, records.MENTIONS_TRAIN))
   positives = {e.entity_id: e.mention_count
                for e in records.read_output(mining_dir, records.ENTITIES)}

@@ -1,8 +1,12 @@
 """Per-entity-balanced hard-negative selection (pure) and a mining round on a trained model."""
 import collections
+import json
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
+from conftest import DEMO_CONFIG, run_module, train_overrides
+from mel import records, schema
 from mel.mine_negatives import select_negatives, visiting_order
 
 ENTITIES = [f"Q{i}" for i in range(12)]
@@ -61,3 +65,49 @@ def test_visiting_order_is_a_seeded_permutation():
   a, b = visiting_order(ids, 0), visiting_order(ids, 1)
   assert sorted(a) == list(range(50)) and a != list(range(50)) and a != b
   assert visiting_order(ids, 0) == a
+
+
+@pytest.mark.slow
+def test_a_mining_round_on_the_mini_model(mini_model, mini_mining, mini_vocab, tmp_path):
+  """encode entities -> ScaNN index -> mine negatives -> train round 2 from them."""
+  model_dir, _ = mini_model
+  embeddings_dir, index_dir, negatives_dir = (tmp_path / "emb", tmp_path / "index",
+                                              tmp_path / "negatives")
+  result = run_module("mel.encode_entities", "--model_dir", model_dir, "--output",
+                      embeddings_dir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  result = run_module("mel.build_index", "--embeddings", embeddings_dir, "--output", index_dir,
+                      "--kind", "scann")
+  assert result.returncode == 0, result.stderr[-3000:]
+  result = run_module("mel.mine_negatives", "--model_dir", model_dir, "--index", index_dir,
+                      "--output", negatives_dir, "--k", 20, "--ratio", 10, "--num_shards", 2)
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((negatives_dir / "summary.json").read_text())
+
+  mentions = list(records.read_output(str(mini_mining[0]), records.MENTIONS_TRAIN))
+  positives = {e.entity_id: e.mention_count
+               for e in records.read_output(str(mini_mining[0]), records.ENTITIES)}
+  mined = list(records.read_records(schema.MentionWithNegatives,
+                                    str(negatives_dir / "negatives-*.tfrecord.gz")))
+  assert sorted(m.mention_id for m in mined) == sorted(m.mention_id for m in mentions)
+  used = collections.Counter(e for m in mined for e in m.negative_ids)
+  assert sum(used.values()) == summary["negatives"] > 0
+  for entity_id, n in used.items():
+    assert n <= 10 * positives[entity_id]
+  assert all(m.entity_id not in m.negative_ids for m in mined)
+  assert summary["mentions"] == len(mentions) and 0 < summary["recall_at_k"] <= 1
+
+  # The same round again is reused, not recomputed.
+  again = run_module("mel.mine_negatives", "--model_dir", model_dir, "--index", index_dir,
+                     "--output", negatives_dir, "--k", 20, "--ratio", 10, "--num_shards", 2)
+  assert again.returncode == 0 and "already holds this round" in again.stderr
+
+  round2 = tmp_path / "round2"
+  result = run_module(
+      "mel.train", "--config", DEMO_CONFIG, "--model_dir", round2, "--params_override",
+      train_overrides(mini_mining[0], mini_vocab, **{
+          "train.init_from_model_dir": model_dir, "train.steps": 10,
+          "data.hard_negatives": negatives_dir / "negatives-*.tfrecord.gz",
+          "data.hard_negatives_per_mention": 2}))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "2 hard negatives per mention" in result.stderr
