@@ -1,0 +1,44 @@
+"""Builds a nearest-entity index over encoded entities (a mel.embeddings directory).
+
+    python -m mel.build_index --embeddings out/entity_embeddings --output out/index \
+        [--kind scann|brute_force] [--max_shard_size N]
+
+The index is sharded (at most --max_shard_size vectors per shard, built one at a time so the
+build's memory is bounded by one shard) and written atomically: --output either holds the
+previous complete index or the new one. Load it with mel.retrieval.load_index.
+"""
+import argparse
+import sys
+import time
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m mel.build_index",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("--embeddings", required=True, help="mel.embeddings directory")
+  parser.add_argument("--output", required=True, help="index directory to write")
+  parser.add_argument("--kind", choices=("scann", "brute_force"), default="scann")
+  parser.add_argument("--max_shard_size", type=int, default=0,
+                      help="vectors per index shard (default: ~2.4 GB of float32 per shard)")
+  parser.add_argument("--no_verify", action="store_true",
+                      help="skip the embeddings' checksums (sizes and shapes are still checked)")
+  args = parser.parse_args(argv)
+  from mel import embeddings, retrieval
+  started = time.time()
+  try:
+    manifest = retrieval.build_index_from_embeddings(
+        args.embeddings, args.output, kind=args.kind, max_shard_size=args.max_shard_size or None,
+        verify=not args.no_verify, progress=True)
+  except embeddings.EmbeddingsError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  seconds = time.time() - started
+  size = retrieval.index_bytes(args.output)
+  print(f"index {args.output}: kind {args.kind}, {manifest['count']} vectors of dimension "
+        f"{manifest['dimension']}, {len(manifest['shards'])} shard(s), built in {seconds:.1f}s, "
+        f"{size / 1e6:.1f} MB")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
