@@ -311,8 +311,13 @@ def serve_child(method: str, n: int, path: str, queries, truth, latency_queries:
   elif method.startswith("scann") or method == "ablation":
     from mel import retrieval
     index = retrieval.load_index(path, verify=False)
-    search = lambda q, setting: index.search(  # noqa: E731
-        q, K, leaves_to_search=setting[0], reorder=setting[1])[0]
+    to_generator_row = None  # set after the RSS reading below
+
+    def search(q, setting):
+      # index rows follow the streaming build's order (its sample first): map them to the
+      # generator's rows (ids are "E<row>") to compare with the exact top-100
+      rows = index.search(q, K, leaves_to_search=setting[0], reorder=setting[1])[0]
+      return np.where(rows >= 0, to_generator_row[np.maximum(rows, 0)], -1)
   else:
     import faiss
     index = faiss.read_index(path)
@@ -328,6 +333,8 @@ def serve_child(method: str, n: int, path: str, queries, truth, latency_queries:
       return index.search(q, K)[1]
   load_s = time.perf_counter() - started
   rss = memory_status()[0]
+  if method.startswith("scann") or method == "ablation":
+    to_generator_row = np.fromiter((int(i[1:]) for i in index.ids), np.int64, len(index))
   out = {"load_s": load_s, "serving_rss_bytes": rss, "process_base_rss_bytes": rss_before,
          "sweep": []}
   for setting in settings:
