@@ -18,16 +18,19 @@ and recall@100 against the exact top-100 (k = 100), single-query p50/p99 latency
 call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
 
   exact              numpy brute force in memory (mel's BruteForceIndex); needs N x 1.2 KB RAM
-  scann              mel's ScaNN index (ShardedIndex of ScannIndex shards), float32 reordering
+  scann              mel's ScaNN index as mel.build_index makes it (retrieval.build_streaming:
+                     one tree trained on a global sample, every row inserted), float32 reorder
   scann_int8         the same with int8 reordering (mel's choice for >= 1M vectors)
   faiss_ivfpq        FAISS IVF{nlist},PQ150x4fs (4-bit fast scan, ScaNN AH's analogue)
   faiss_ivfpq_refine the same + RefineFlat (exact float32 rerank of k_factor x k candidates)
-  faiss_ivfpq8_refine IVF{nlist},PQ75 (classic 8-bit PQ, the same 75 bytes per vector) + RefineFlat
+  faiss_ivfpq8_refine IVF{nlist},PQ75 (classic 8-bit PQ, also 75 bytes per vector) + RFlat
   hnsw               FAISS HNSWFlat M=32
-  ablation           partition-quality fixes one at a time on scann_int8 (the largest size
-                     given, or --ablation_size): before (ScaNN defaults: 100k k-means sample,
-                     generic k-means, 12 iterations, no spilling), + large sample, + spherical,
-                     + 25 iterations, + SOAR spilling, all.
+  ablation           partition quality, one change at a time on scann_int8 (at the largest
+                     size <= 5M given, or --ablation_size): independent-shards (the first
+                     design: 2M in-memory shards, each its own tree), before (one global tree
+                     with ScaNN's defaults: 100k k-means sample, generic k-means, 12
+                     iterations, no spilling), + large sample (200 per leaf), + spherical,
+                     + 25 iterations, + SOAR spilling, all (mel's + 25 iterations + SOAR).
 
 faiss-cpu is a benchmark-only dependency: pip install -r requirements-bench.txt.
 The machine may be shared with other jobs: timings are wall clock on whatever cores are free.
@@ -191,7 +194,8 @@ def measure(search, queries, truth, latency_queries: int, batch_repeats: int = 1
   machine_after, own_after = busy_cores_seconds()
   others = ((machine_after - machine_before) - (own_after - own_before)) / (
       time.perf_counter() - wall_before)
-  return {"other_processes_cores": max(0.0, others),"recall@10": recall(rows, truth, 10), "recall@100": recall(rows, truth, 100),
+  return {"other_processes_cores": max(0.0, others), "recall@10": recall(rows, truth, 10),
+          "recall@100": recall(rows, truth, 100),
           "p50_ms": float(np.percentile(latencies, 50)),
           "p99_ms": float(np.percentile(latencies, 99)),
           "latency_queries": len(latencies), "qps": len(queries) / batch_seconds}
@@ -225,6 +229,7 @@ def scann_params(method: str, variant: str = "") -> dict:
       "+iterations": {**before, "training_iterations": 25},
       "+soar": {**before, "soar_lambda": 1.5, "overretrieve_factor": 2.0},
       "all": {"training_iterations": 25, "soar_lambda": 1.5, "overretrieve_factor": 2.0},
+      "independent-shards": {},  # mel's parameters, but shards built apart (see build_child)
       "": {},
   }
   params.update({k: v for k, v in variants[variant].items() if v is not None})
@@ -243,13 +248,21 @@ def build_child(method: str, n: int, path: str, shard_size: int, variant: str = 
   started = time.perf_counter()
   machine_before, own_before = busy_cores_seconds()
   out = {}
-  if method in ("scann", "scann_int8"):
+  if method in ("scann", "scann_int8") and variant == "independent-shards":
+    # The first design: in-memory shards of at most 2M (mel's brute-force shard budget), each
+    # with its own tree trained on its own rows.
+    num_shards = math.ceil(n / retrieval.default_shard_size(DIM))
+    chunks = retrieval.rechunk(gen.id_shards(), math.ceil(n / num_shards))
+    manifest = retrieval.build_sharded(chunks, path, kind="scann",
+                                       params=scann_params(method, variant), total=n)
+  elif method in ("scann", "scann_int8"):
     # mel's streaming build: one tree per index shard (of at most shard_size), trained on a
     # sample spread over the shard's rows, then filled by insertion; the generator is
     # re-read (regenerated) for each pass, so the float32 data never sit in memory at once.
     manifest = retrieval.build_streaming(gen.id_shards, path, n, kind="scann",
                                          params=scann_params(method, variant),
                                          max_shard_size=shard_size)
+  if method in ("scann", "scann_int8"):
     first = retrieval.read_manifest(os.path.join(path, manifest["shards"][0]["path"]))
     out["params"] = first["params"]
     out["shards"] = len(manifest["shards"])
@@ -404,6 +417,8 @@ def main(argv=None) -> int:
   parser.add_argument("--methods", default="all", help=f"comma list of {','.join(METHODS)}")
   parser.add_argument("--ablation_size", default="", help="size for the ablation (default: "
                       "the largest of --sizes that is at most 5M)")
+  parser.add_argument("--ablation_variants",
+                      default="independent-shards,before,+sample,+spherical,+iterations,+soar,all")
   parser.add_argument("--scann_shard_size", type=int, default=0,
                       help="max vectors per ScaNN index shard (default: mel's, 21M at 300-d)")
   parser.add_argument("--json", default="", help="write (and update) all figures here")
@@ -474,8 +489,7 @@ def main(argv=None) -> int:
     for method in methods:
       if method == "ablation":
         if n == ablation_size:
-          runs += [("ablation", v) for v in ("before", "+sample", "+spherical", "+iterations",
-                                             "+soar", "all")]
+          runs += [("ablation", v) for v in args.ablation_variants.split(",")]
       else:
         runs.append((method, ""))
     for method, variant in runs:

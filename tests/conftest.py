@@ -19,7 +19,9 @@ def run_module(module: str, *args, timeout: int = 900, cwd=None):
   """Runs `python -m module args` as a user would; returns the CompletedProcess."""
   import subprocess
   import sys
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"}
+  # PYTHONFAULTHANDLER: a crash in native code (SIGSEGV) still prints the Python stack.
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1",
+         "PYTHONFAULTHANDLER": "1"}
   return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
                         text=True, timeout=timeout, cwd=cwd, env=env)
 
