@@ -22,6 +22,6 @@ setuptools.setup(
                                                "beam_pipelines.*", "mewsli9", "mewsli9.*"]),
     install_requires=_requirements("requirements.txt"),
     extras_require={"test": _requirements("requirements-test.txt")},
-    entry_points={"console_scripts": ["beam=beam_pipelines.cli:main"]},
+    entry_points={"console_scripts": ["beam=beam_pipelines.cli:main", "mel=mel.cli:main"]},
     license="Apache-2.0",
 )

@@ -1,6 +1,6 @@
 """Benchmark: dual-encoder training throughput on this CPU against its matmul FLOP rate.
 
-  python bench/train_step.py [--configs a,b] [--variants base,frozen_emb,xla,bf16,inter1]
+  python bench/train_step.py [--configs a,b] [--variants base,frozen_emb,dense_grad,xla,bf16,inter1]
       [--seconds 20] [--batch_size 64] [--repeat 1] [--max_other 0.25] [--json PATH]
 
 Configurations (batch 64, sequence 64, mention-entity task only, no hard negatives):
@@ -149,14 +149,13 @@ def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_pe
         tower.encoder.get_embedding_layer().trainable = False
     optimizer = optimization.create_optimizer(train_cfg)
     optimizer.build(model.trainable_variables)
-  task_losses = model.task_losses
   if variant == "bf16":
     # mel.train sums the losses into float32 totals; under mixed_bfloat16 they come out bfloat16.
     def task_losses(features, training=True, inner=model.task_losses):
       return {k: tf.cast(v, tf.float32) for k, v in inner(features, training).items()}
-  if variant == "xla":
-    task_losses = tf.function(model.task_losses, jit_compile=True)
-  model.task_losses = task_losses
+    model.task_losses = task_losses
+  elif variant == "xla":
+    model.task_losses = tf.function(model.task_losses, jit_compile=True)
   if variant == "dense_grad":
     def apply_gradients(pairs, inner=optimizer.apply_gradients):
       return inner([(tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v)

@@ -17,6 +17,8 @@ from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from mel.files import sha256_file
+
 FORMAT = "mel-embeddings/1"
 MANIFEST = "manifest.json"
 
@@ -28,13 +30,6 @@ class EmbeddingsError(ValueError):
 def shard_names(index: int) -> Tuple[str, str]:
   return f"vectors-{index:05d}.npy", f"ids-{index:05d}.txt"
 
-
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      h.update(block)
-  return h.hexdigest()
 
 
 def shard_complete(directory: str, index: int) -> bool:
@@ -86,8 +81,8 @@ def write_manifest(directory: str, num_shards: int, model: Optional[dict] = None
       raise EmbeddingsError(f"{directory}: shard {index} has dimension {vectors.shape[1]}, "
                             f"not {dimension}")
     shards.append({"vectors": vectors_name, "ids": ids_name, "count": n,
-                   "sha256": {vectors_name: _sha256(os.path.join(directory, vectors_name)),
-                              ids_name: _sha256(os.path.join(directory, ids_name))}})
+                   "sha256": {vectors_name: sha256_file(os.path.join(directory, vectors_name)),
+                              ids_name: sha256_file(os.path.join(directory, ids_name))}})
   manifest = make_manifest(shards, dimension or 0, model)
   tmp = os.path.join(directory, f".{MANIFEST}.tmp")
   with open(tmp, "w", encoding="utf-8") as f:
@@ -130,7 +125,7 @@ def iter_shards(directory: str, verify: bool = True) -> Iterator[Tuple[List[str]
       path = os.path.join(directory, name)
       if not os.path.exists(path):
         raise EmbeddingsError(f"{path}: missing")
-      if verify and _sha256(path) != digest:
+      if verify and sha256_file(path) != digest:
         raise EmbeddingsError(f"{path}: checksum does not match {MANIFEST}")
     with open(os.path.join(directory, shard["ids"]), encoding="utf-8") as f:
       ids = [line.rstrip("\n") for line in f]

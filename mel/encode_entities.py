@@ -10,7 +10,6 @@ resumes where it stopped; a run for another model (other export step or entity t
 over. At scale the same step runs on Dataflow: `beam run encode_entities` (RunInference).
 """
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from mel import embeddings, entity_table  # noqa: E402
+from mel import embeddings, entity_table, files  # noqa: E402
 
 EXPORT_DIR = "export"
 ENTITY_ENCODER = "entity_encoder"
@@ -39,14 +38,10 @@ def model_identity(model_dir: str) -> dict:
   with open(manifest_path, encoding="utf-8") as f:
     export_manifest = json.load(f)
   table = os.path.join(model_dir, entity_table.FILENAME)
-  digest = hashlib.sha256()
-  with open(table, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
   return {"model_dir": os.path.abspath(model_dir), "kind": export_manifest["kind"],
           "step": export_manifest["step"], "embedding_dim": export_manifest["embedding_dim"],
           "entity_input": export_manifest["entity_input"],
-          "entity_table_sha256": digest.hexdigest()}
+          "entity_table_sha256": files.sha256_file(table)}
 
 
 def load_entity_encoder(model_dir: str):

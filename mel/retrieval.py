@@ -26,19 +26,18 @@ On disk an index is a directory written last-to-first: files, then `manifest.jso
 Scores are inner products (cosine for unit vectors). Importing this module does not import
 TensorFlow: ScaNN's numpy binding is loaded without running `scann/__init__.py`.
 """
-import contextlib
-import hashlib
 import importlib.util
 import json
 import math
 import os
-import shutil
 import sys
 import types
 from collections.abc import Sequence
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
+
+from mel.files import atomic_directory, sha256_file
 
 FORMAT = "mel-index/1"
 MANIFEST = "manifest.json"
@@ -173,13 +172,6 @@ def _write_ids(path: str, ids: Iterable[str]) -> int:
 # files, manifests, atomic directories
 
 
-def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 22), b""):
-      h.update(block)
-  return h.hexdigest()
-
 
 def _describe_files(directory: str, skip=(MANIFEST,)) -> Dict[str, dict]:
   """{relative path: {"bytes", "sha256"}} for every file under directory (sorted)."""
@@ -190,7 +182,7 @@ def _describe_files(directory: str, skip=(MANIFEST,)) -> Dict[str, dict]:
       rel = os.path.relpath(full, directory).replace(os.sep, "/")
       if rel in skip:
         continue
-      files[rel] = {"bytes": os.path.getsize(full), "sha256": _sha256(full)}
+      files[rel] = {"bytes": os.path.getsize(full), "sha256": sha256_file(full)}
   return dict(sorted(files.items()))
 
 
@@ -234,7 +226,7 @@ def _check_files(path: str, manifest: dict, verify: bool) -> None:
     if size != info["bytes"]:
       what = "truncated" if size < info["bytes"] else "larger than written"
       raise IndexLoadError(f"{full}: {what}: {size} bytes, {MANIFEST} says {info['bytes']}")
-    if verify and _sha256(full) != info["sha256"]:
+    if verify and sha256_file(full) != info["sha256"]:
       raise IndexLoadError(f"{full}: checksum does not match {MANIFEST} (file corrupted)")
 
 
@@ -245,30 +237,6 @@ def _npy_shape(path: str) -> Tuple[int, ...]:
                    else np.lib.format.read_array_header_2_0)
     shape, _, _ = read_header(f)  # the header only, not the data
   return shape
-
-
-@contextlib.contextmanager
-def _atomic_directory(path: str) -> Iterator[str]:
-  """Yields a temp directory; on success it replaces path, on failure it is removed.
-
-  A directory cannot be renamed over a non-empty one, so an existing index is moved aside
-  first and deleted after the swap: path holds either the old or the new complete index,
-  except for the instant between the two renames.
-  """
-  path = os.path.abspath(path)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  try:
-    yield tmp
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  old = f"{path}.old-{os.getpid()}"
-  if os.path.exists(path):
-    os.rename(path, old)
-  os.rename(tmp, path)
-  shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +311,7 @@ class Index:
     """Writes the index to directory path atomically; returns the manifest."""
     if model is not None:
       self.model = dict(model)
-    with _atomic_directory(path) as tmp:
+    with atomic_directory(path) as tmp:
       manifest = self._write_into(tmp)
     return manifest
 
@@ -744,7 +712,7 @@ def _sharded_fields(directory: str, shards: List[dict]) -> dict:
   # chain, so every byte is verified once on load.
   files = {f"{s['path']}/{MANIFEST}": {
       "bytes": os.path.getsize(os.path.join(directory, s["path"], MANIFEST)),
-      "sha256": _sha256(os.path.join(directory, s["path"], MANIFEST))} for s in shards}
+      "sha256": sha256_file(os.path.join(directory, s["path"], MANIFEST))} for s in shards}
   return {"shards": shards, "files": files}
 
 
@@ -766,7 +734,7 @@ def build_sharded(shards: Iterable[Tuple[Sequence[str], np.ndarray]], output_dir
   the shard, total); total (all shards' count, if known) picks the reordering dtype.
   """
   entries, count, dimension = [], 0, None
-  with _atomic_directory(output_dir) as tmp:
+  with atomic_directory(output_dir) as tmp:
     for ids, vectors in shards:
       if len(ids) == 0:
         continue
@@ -864,7 +832,7 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
     from tqdm import tqdm
     bar = tqdm(total=total, unit="vec", unit_scale=True, desc="indexing")
   entries = []
-  with _atomic_directory(output_dir) as tmp:
+  with atomic_directory(output_dir) as tmp:
     for i, (start, stop) in enumerate(zip(bounds, bounds[1:])):
       if bar is not None:
         bar.set_description(f"shard {i + 1}/{num_shards}")

@@ -7,7 +7,11 @@
 #      exports both towers;
 #   4. encodes every entity and builds a ScaNN index;
 #   5. mines hard negatives with per-entity label balance;
-#   6. trains round 1 on them, starting from round 0's weights; 7. re-encodes and re-indexes.
+#   6. trains round 1 on them, starting from round 0's weights; 7. re-encodes and re-indexes;
+#   8. trains Model E (one embedding per entity) for comparison, encodes and indexes it;
+#   9. evaluates F round 1, F round 0, E and the alias-table baseline on the held-out split
+#      (R@k by training-frequency bin and by language, JSON + markdown + plots);
+#  10. builds the mention dictionary and links example sentences in several languages.
 # A rerun reuses every finished stage (same inputs: same mining output; existing vocabulary;
 # a finished training run is not repeated, an interrupted one resumes from its checkpoint).
 set -euo pipefail
@@ -17,20 +21,20 @@ bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
 PY=.venv/bin/python
 
-echo "== 1/8 mining =="
+echo "== 1/10 mining =="
 .venv/bin/beam run extract_mentions \
   --wikipedia_dumps="$DATA/wikipedia/excerpts/*.xml.bz2" \
   --wikidata_dump="$DATA/wikidata/entities.jsonl" \
   --output_dir=out/mining "$@"
 
-echo "== 2/8 vocabulary =="
+echo "== 2/10 vocabulary =="
 if [[ -s out/vocab.txt ]]; then
   echo "out/vocab.txt exists: reused"
 else
   $PY -m mel.build_vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000
 fi
 
-echo "== 3/8 training round 0 (configs/demo_cpu.yaml) =="
+echo "== 3/10 training round 0 (configs/demo_cpu.yaml) =="
 $PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_cpu \
   --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt
 
@@ -46,23 +50,51 @@ encode_and_index() {
   fi
 }
 
-echo "== 4/8 entity encodings + ScaNN index (round 0) =="
+echo "== 4/10 entity encodings + ScaNN index (round 0) =="
 encode_and_index out/models/demo_cpu
 
-echo "== 5/8 hard-negative mining (per-entity balance, ratio 10) =="
+echo "== 5/10 hard-negative mining (per-entity balance, ratio 10) =="
 $PY -m mel.mine_negatives --model_dir out/models/demo_cpu --index out/models/demo_cpu/index \
   --output out/negatives/round1
 
-echo "== 6/8 training round 1 on hard negatives, from round 0's weights =="
+echo "== 6/10 training round 1 on hard negatives, from round 0's weights =="
 $PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_cpu_round1 \
   --params_override "data.mining_dir=out/mining,data.vocab=out/vocab.txt,train.steps=300,\
 train.init_from_model_dir=out/models/demo_cpu,data.hard_negatives=out/negatives/round1/negatives-*.tfrecord.gz,\
 data.hard_negatives_per_mention=2"
 
-echo "== 7/8 entity encodings + ScaNN index (round 1) =="
+echo "== 7/10 entity encodings + ScaNN index (round 1) =="
 encode_and_index out/models/demo_cpu_round1
 
-echo "== 8/8 done =="
+echo "== 8/10 Model E (an embedding per entity), encodings + index =="
+$PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
+  --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt,model.kind=E,\
+train.entity_entity_task=false
+encode_and_index out/models/demo_e
+
+echo "== 9/10 evaluation on the held-out split: F round 1, F round 0, E, alias table =="
+$PY -m mel.evaluate \
+  --model_dir out/models/demo_cpu_round1 --name "F round 1" \
+  --model_dir out/models/demo_cpu --name "F round 0" \
+  --model_dir out/models/demo_e --name E \
+  --dataset 'holdout:out/mining/mentions/holdout-*.tfrecord.gz' --k 1,10,100 \
+  --output out/eval/holdout
+
+echo "== 10/10 mention dictionary + linking example sentences (el, uk, vi, ja, bn, mr) =="
+$PY -m mel.build_dictionary --mining_dir out/mining --output out/models/demo_cpu_round1/dictionary
+MEL_MODEL_DIR=out/models/demo_cpu_round1 .venv/bin/mel link \
+  --input scripts/link_examples.jsonl --output out/linked_examples.jsonl
+$PY - <<'PY'
+import json
+for line in open("out/linked_examples.jsonl", encoding="utf-8"):
+  doc = json.loads(line)
+  print(f"[{doc['lang']}] {doc['text']}")
+  for m in doc.get("mentions", []):
+    target = m["entity_id"] or "NIL"
+    print(f"    {m['text']!r} [{m['start']}:{m['end']}] -> {target} ({m['score']:.2f})"
+          f"  {(m['description'] or '')[:60]}")
+PY
+
 echo
 echo "outputs:"
 echo "  out/mining             mentions/, entities/, entity_pairs/, documents/, counts/,"
@@ -72,4 +104,9 @@ echo "  out/models/demo_cpu    round 0: config.yaml, vocab.txt, entities.tsv, ch
 echo "                         train/ (TensorBoard), export/{mention,entity}_encoder"
 echo "                         (SavedModels), train_summary.json, embeddings/, index/ (ScaNN)"
 echo "  out/negatives/round1   MentionWithNegatives records + summary.json"
-echo "  out/models/demo_cpu_round1   round 1 (hard negatives), same layout"
+echo "  out/models/demo_cpu_round1   round 1 (hard negatives), same layout, + dictionary/"
+echo "                         (mention spotter; MEL_MODEL_DIR for mel.link / mel link -i)"
+echo "  out/models/demo_e      Model E (entity embeddings), same layout"
+echo "  out/eval/holdout       evaluation.json, evaluation.md (binned R@k, per language),"
+echo "                         recall_by_bin.png, recall_by_language.png"
+echo "  out/linked_examples.jsonl   the example sentences linked by mel link"

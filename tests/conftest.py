@@ -69,3 +69,41 @@ def mini_model(mini_mining, mini_vocab, tmp_path_factory):
                       "--params_override", train_overrides(mini_mining[0], mini_vocab))
   assert result.returncode == 0, result.stderr[-4000:]
   return model_dir, result
+
+
+@pytest.fixture(scope="module")
+def gcs_emulator():
+  """gcp-storage-emulator on 127.0.0.1 (in memory, bucket "mel-test"), for one test module.
+
+  Sets STORAGE_EMULATOR_HOST, NO_GCE_CHECK (google-auth never asks the GCE metadata server)
+  and GOOGLE_CLOUD_PROJECT while the module runs; yields those variables and "bucket".
+  """
+  import socket
+  from gcp_storage_emulator.server import create_server
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  server = create_server("127.0.0.1", port, in_memory=True, default_bucket="mel-test")
+  server.start()
+  env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "NO_GCE_CHECK": "True",
+         "GOOGLE_CLOUD_PROJECT": "mel-test"}
+  try:
+    with pytest.MonkeyPatch.context() as mp:
+      for key, value in env.items():
+        mp.setenv(key, value)
+      yield {**env, "bucket": "mel-test"}
+  finally:
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mini_mewsli9(shared_data, mini_mining, tmp_path_factory):
+  """`python -m mewsli9.extract` on the 7 shared mini dumps treated as a WikiNews dump, with
+  the mini mining run's entities as KB and its dumps' redirects: (output dir, summary)."""
+  import json
+  out = tmp_path_factory.mktemp("mewsli9") / "dataset"
+  dumps = f"{shared_data}/wikipedia/mini/*.xml.bz2"
+  result = run_module("mewsli9.extract", "--dumps", dumps, "--redirect_dumps", dumps,
+                      "--mining_dir", mini_mining[0], "--output", out, "--keep_page_entities")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))

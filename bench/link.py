@@ -1,0 +1,256 @@
+"""Benchmark: `mel.link` throughput and per-document latency against this CPU's matmul FLOP rate.
+
+  python bench/link.py [--model_dir out/models/demo_cpu_round1] [--mining_dir out/mining]
+      [--configs demo,base] [--docs 200] [--base_docs 40] [--doc_chars 2000] [--json PATH]
+
+Documents: held-out documents of the mining output (never seen in training), spread over its
+languages in turn, each cut to --doc_chars characters (at a space): news-paragraph-sized
+inputs, not whole Wikipedia articles. Each document is one `Linker.link(text, lang)` call
+(spotting, one encoder call for its mentions, search, candidates), timed end to end.
+
+Configurations:
+  demo  the model directory as trained by the demo (its export, index, entities, dictionary);
+  base  the paper's mention tower shape, random weights: 4-layer mBERT-base (hidden 768, 12
+        heads, intermediate 3072, vocab 119,547; the demo vocabulary padded with filler
+        tokens, so tokenisation is the demo's), embedding_dim 300, exported as mel.export does
+        (in a child process: building it needs the training code); an index of random 300-d
+        unit vectors over the demo's entity ids; the demo's entity table and dictionary.
+        It has no entity tower, so full mode does not score prior entities the search missed.
+
+Per configuration and mode (fast, full): mentions/s over all documents (sum of mentions / sum
+of per-document wall times), per-document p50/p99 latency, and the tower alone (the SavedModel
+signature on batches of 64 of the same mentions). FLOPs per mention are counted as
+bench/train_step.py does (forward of one tower on 64 tokens, [CLS]-only last layer: 2.92 GFLOP
+at base shape; 3.6 without that saving). The bound is float32 tf.matmul GFLOPS at the tower's
+FFN shape for 64 mentions ([4096, H] x [H, 4H]), best of runs measured in this process before
+and after; ratio = achieved mentions/s x FLOPs per mention / bound.
+
+The machine may be shared: /proc/stat is read around every timed section and the cores other
+processes used meanwhile are printed ("other").
+"""
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+
+import train_step  # noqa: E402  (tower_flops, matmul_gflops, busy_seconds, cpu_name)
+
+SEQ = 64
+BASE_VOCAB = 119547
+BASE_DIM = 300
+TOWER_BATCH = 64
+
+
+def base_encoder_config():
+  from mel import configs
+  return configs.EncoderConfig(vocab_size=BASE_VOCAB, hidden_size=768, num_layers=4,
+                               num_attention_heads=12, intermediate_size=3072)
+
+
+def build_base_model(model_dir: str, demo_dir: str) -> None:
+  """Writes a servable model dir with the paper's tower shape and random weights (child)."""
+  import shutil
+
+  import tensorflow as tf
+
+  from mel import export, retrieval, tokenization
+  from mel.input_layout import InputBuilder
+  from mel.modeling.text_tower import TextTower
+  tokens = tokenization.load_vocab(os.path.join(demo_dir, "vocab.txt"))
+  tokens += [f"fill{i}" for i in range(BASE_VOCAB - len(tokens))]
+  tokenizer = tokenization.Tokenizer(tokens)
+  builder = InputBuilder(tokenizer, SEQ, 16)
+  tf.random.set_seed(0)
+  tower = TextTower.from_encoder_config(base_encoder_config(), BASE_DIM, name="mention_tower")
+  seq = tf.zeros([1, 8], tf.int32)
+  tower({"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq})
+  os.makedirs(os.path.join(model_dir, "export"), exist_ok=True)
+  export._save(export.MentionEncoder(tower, builder),
+               os.path.join(model_dir, "export", export.MENTION_ENCODER))
+  with open(os.path.join(model_dir, "export", export.MANIFEST), "w") as f:
+    json.dump({"kind": "F", "step": 0, "embedding_dim": BASE_DIM, "vocab_size": BASE_VOCAB,
+               "max_seq_length": SEQ, "max_title_length": 16, "entity_input": "description"},
+              f)
+  shutil.copy(os.path.join(demo_dir, "entities.tsv"), os.path.join(model_dir, "entities.tsv"))
+  shutil.copytree(os.path.join(demo_dir, "dictionary"), os.path.join(model_dir, "dictionary"))
+  with open(os.path.join(model_dir, "entities.tsv"), encoding="utf-8") as f:
+    ids = [line.split("\t", 1)[0] for line in f]
+  vectors = np.random.default_rng(0).standard_normal((len(ids), BASE_DIM)).astype(np.float32)
+  vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+  retrieval.ScannIndex.build(ids, vectors).save(os.path.join(model_dir, "index"))
+
+
+def load_documents(mining_dir: str, count: int, chars: int):
+  """[(text, lang)]: held-out documents cut to chars, languages taken in turn."""
+  from mel import records
+  by_lang = {}
+  for d in records.read_output(mining_dir, records.DOCUMENTS):
+    if d.split == "holdout" and d.text.strip():
+      text = d.text[:chars]
+      if len(d.text) > chars and " " in text:
+        text = text[:text.rindex(" ")]
+      by_lang.setdefault(d.lang, []).append((text, d.lang))
+  docs, langs = [], sorted(by_lang)
+  while len(docs) < count and any(by_lang.values()):
+    for lang in langs:
+      if by_lang[lang] and len(docs) < count:
+        docs.append(by_lang[lang].pop(0))
+  return docs
+
+
+def measure(linker, docs, fast: bool) -> dict:
+  """Links every document once (after a warm-up pass over a few); per-document timings."""
+  for text, lang in docs[:5]:
+    linker.link(text, lang, fast=fast)
+  machine0, own0 = train_step.busy_seconds()
+  wall0 = time.perf_counter()
+  latencies, mentions, nil = [], 0, 0
+  for text, lang in docs:
+    start = time.perf_counter()
+    out = linker.link(text, lang, fast=fast)
+    latencies.append(time.perf_counter() - start)
+    mentions += len(out)
+    nil += sum(m.is_nil for m in out)
+  wall = time.perf_counter() - wall0
+  machine1, own1 = train_step.busy_seconds()
+  ms = np.array(latencies) * 1000
+  return {"docs": len(docs), "mentions": mentions, "nil": nil,
+          "mentions_per_doc": mentions / len(docs),
+          "mentions_per_s": mentions / sum(latencies), "docs_per_s": len(docs) / sum(latencies),
+          "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+          "mean_ms": float(ms.mean()),
+          "other_cores": max(0.0, ((machine1 - machine0) - (own1 - own0)) / wall)}
+
+
+def measure_tower(linker, docs, seconds: float = 10.0) -> dict:
+  """The mention tower alone: batches of TOWER_BATCH real mentions with their contexts."""
+  c = linker.context_chars
+  inputs = []
+  for text, lang in docs:
+    for s in linker.detector.detect(text, lang):
+      inputs.append(("", text[max(0, s.start - c):s.start], s.text, text[s.end:s.end + c]))
+  while len(inputs) < TOWER_BATCH:
+    inputs += inputs or [("", "left context", "mention", "right context")]
+  batch = [list(x) for x in zip(*inputs[:TOWER_BATCH])]
+  linker.encoder(*batch)
+  machine0, own0 = train_step.busy_seconds()
+  start, calls = time.perf_counter(), 0
+  while time.perf_counter() - start < seconds or calls < 2:
+    linker.encoder(*batch)
+    calls += 1
+  wall = time.perf_counter() - start
+  machine1, own1 = train_step.busy_seconds()
+  return {"mentions_per_s": calls * TOWER_BATCH / wall, "calls": calls,
+          "other_cores": max(0.0, ((machine1 - machine0) - (own1 - own0)) / wall)}
+
+
+def run(args):
+  import tensorflow as tf
+
+  from mel import configs, linker as L
+  rows = []
+  docs_all = load_documents(args.mining_dir, max(args.docs, args.base_docs), args.doc_chars)
+  print(f"link benchmark: {os.cpu_count()} cores ({train_step.cpu_name()}); {len(docs_all)} "
+        f"held-out documents of <= {args.doc_chars} characters "
+        f"(mean {np.mean([len(t) for t, _ in docs_all]):.0f})", flush=True)
+  for name in args.configs.split(","):
+    with tempfile.TemporaryDirectory(prefix="mel-bench-link-") as tmp:
+      if name == "demo":
+        model_dir = args.model_dir
+        enc = configs.load(os.path.join(model_dir, "config.yaml")).model.encoder
+        with open(os.path.join(model_dir, "export", "manifest.json")) as f:
+          dim = json.load(f)["embedding_dim"]
+        enc.vocab_size = enc.vocab_size or 0
+        docs = docs_all[:args.docs]
+      elif name == "base":
+        model_dir = os.path.join(tmp, "model")
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, __file__, "--build_base", model_dir,
+                                 "--model_dir", args.model_dir], capture_output=True, text=True)
+        if result.returncode:
+          print(f"  base: building the random-weight model failed:\n{result.stderr[-3000:]}")
+          continue
+        print(f"  base: random-weight model exported in {time.perf_counter() - started:.0f} s",
+              flush=True)
+        enc, dim = base_encoder_config(), BASE_DIM
+        docs = docs_all[:args.base_docs]
+      else:
+        raise SystemExit(f"unknown config {name!r} (demo or base)")
+      flops = train_step.tower_flops(enc, SEQ, dim)
+      shape = (TOWER_BATCH * SEQ, enc.hidden_size, enc.intermediate_size)
+      mm = [train_step.matmul_gflops(tf, *shape, tf.float32)]
+      started = time.perf_counter()
+      linker = L.load(model_dir)
+      load_s = time.perf_counter() - started
+      results = {mode: measure(linker, docs, fast=mode == "fast") for mode in ("fast", "full")}
+      tower = measure_tower(linker, docs)
+      mm.append(train_step.matmul_gflops(tf, *shape, tf.float32))
+      bound = max(mm) * 1e9 / flops
+      for mode, r in results.items():
+        r.update(config=name, mode=mode, gflop_per_mention=flops / 1e9,
+                 matmul_gflops=max(mm), bound_mentions_per_s=bound,
+                 ratio=r["mentions_per_s"] / bound, load_s=load_s)
+        rows.append(r)
+      rows.append({"config": name, "mode": "tower", **tower, "gflop_per_mention": flops / 1e9,
+                   "matmul_gflops": max(mm), "bound_mentions_per_s": bound,
+                   "ratio": tower["mentions_per_s"] / bound, "load_s": load_s})
+      print(f"  {name}: {flops / 1e9:.3f} GFLOP per mention, matmul {max(mm):.0f} GFLOPS "
+            f"(runs {', '.join(f'{x:.0f}' for x in mm)}) -> bound {bound:.0f} mentions/s; "
+            f"loaded in {load_s:.1f} s", flush=True)
+      del linker
+  print()
+  head = (f"{'config':<6} {'mode':<6} {'docs':>5} {'ment/doc':>8} {'mentions/s':>10} "
+          f"{'bound':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'NIL':>5} {'other':>5}")
+  print(head)
+  print("-" * len(head))
+  for r in rows:
+    if r["mode"] == "tower":
+      print(f"{r['config']:<6} {'tower':<6} {'':>5} {TOWER_BATCH:>8} {r['mentions_per_s']:>10.1f} "
+            f"{r['bound_mentions_per_s']:>8.0f} {r['ratio']:>6.2f} {'':>8} {'':>8} {'':>5} "
+            f"{r['other_cores']:>5.2f}")
+    else:
+      print(f"{r['config']:<6} {r['mode']:<6} {r['docs']:>5} {r['mentions_per_doc']:>8.1f} "
+            f"{r['mentions_per_s']:>10.1f} {r['bound_mentions_per_s']:>8.0f} {r['ratio']:>6.2f} "
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['nil']:>5} {r['other_cores']:>5.2f}")
+  print("(mentions/s: mel.link end to end, sum of mentions / sum of per-document times; tower:"
+        f"\n the mention tower alone on batches of {TOWER_BATCH}; bound: matmul GFLOPS / GFLOP "
+        "per mention;\n other: cores other processes used while timed)")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"cpu": train_step.cpu_name(), "cores": os.cpu_count(), "rows": rows}, f,
+                indent=2)
+      f.write("\n")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--model_dir", default=str(ROOT / "out/models/demo_cpu_round1"),
+                      help="the demo model directory (with dictionary/)")
+  parser.add_argument("--mining_dir", default=str(ROOT / "out/mining"))
+  parser.add_argument("--configs", default="demo,base", help="comma-separated: demo, base")
+  parser.add_argument("--docs", type=int, default=200, help="documents for the demo model")
+  parser.add_argument("--base_docs", type=int, default=40, help="documents for base")
+  parser.add_argument("--doc_chars", type=int, default=2000)
+  parser.add_argument("--json", default="")
+  parser.add_argument("--build_base", default="", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.build_base:
+    build_base_model(args.build_base, args.model_dir)
+    return
+  run(args)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,243 @@
+"""The `mel` command: `mel link` (interactive, one text, or JSON lines in batch).
+
+    mel link -i [--fast] [--lang en] [--model_dir DIR]       type text, see linked mentions
+    mel link --text "..." --lang vi [--fast]                  one text
+    mel link --input docs.jsonl [--output out.jsonl] [--lang en] [--fast]
+
+The model directory comes from --model_dir or $MEL_MODEL_DIR (see mel.linker). Batch input is
+one JSON object per line: {"text": ..., "lang": ... (else --lang), "title": ..., "spans":
+[[start, end], ...], any other fields}; each output line is the input object plus "mentions"
+(LinkedMention.to_dict(): start, end, text, entity_id (null = NIL), qid, score, description,
+candidates, link_prob), or plus "error" for a line that could not be linked (bad JSON, unknown
+language, bad spans). Exit status: 0 ok, 1 if any line failed or the model cannot be loaded,
+2 usage. In interactive mode, `:lang CODE` switches language, `:fast` / `:full` the mode,
+`:quit` (or end of input) leaves.
+"""
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+TEXT_WIDTH = 100
+
+
+def _shorten(text: Optional[str], width: int = TEXT_WIDTH) -> str:
+  text = " ".join((text or "").split())
+  return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def format_mentions(text: str, mentions, threshold: float) -> str:
+  """The text with [mention](entity) marks, then one block per mention."""
+  pieces, pos = [], 0
+  for m in mentions:
+    pieces.append(text[pos:m.start])
+    pieces.append(f"[{m.text}]({'NIL' if m.is_nil else m.entity_id})")
+    pos = m.end
+  pieces.append(text[pos:])
+  lines = ["  " + " ".join("".join(pieces).split())]
+  if not mentions:
+    lines.append("  (no mentions found)")
+  for n, m in enumerate(mentions, 1):
+    lp = "" if m.link_prob is None else f", link prob {m.link_prob:.2f}"
+    if m.is_nil:
+      best = m.candidates[0] if m.candidates else None
+      why = (f"best {best.entity_id} {best.score:.2f} < threshold {threshold:.2f}" if best
+             else "no candidates")
+      lines.append(f"  {n}. {m.text} [{m.start}:{m.end}] -> NIL ({why}{lp})")
+    else:
+      top = m.candidates[0]
+      qid = f" {m.qid}" if m.qid and m.qid != m.entity_id else ""
+      lines.append(f"  {n}. {m.text} [{m.start}:{m.end}] -> {m.entity_id}{qid}  score "
+                   f"{m.score:.2f} (cosine {top.cosine:.2f}, prior {top.prior:.2f}{lp})")
+      lines.append(f"       {_shorten(m.description)}")
+    others = m.candidates[0 if m.is_nil else 1:]
+    if others:
+      lines.append("       candidates: " + " | ".join(
+          f"{c.entity_id} {c.score:.2f}" for c in others))
+  return "\n".join(lines)
+
+
+def _load(args):
+  from mel import linker
+  options = {k: v for k, v in (("min_link_prob", args.min_link_prob),
+                                ("min_linked", args.min_linked)) if v is not None}
+  if args.threshold is not None:
+    options["threshold"] = args.threshold
+  return linker.load(args.model_dir, index=args.index, **options)
+
+
+def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
+  from mel import linker
+  lang = linker.check_language(lang)
+  print(f"mel link: {lk.model_dir} ({'fast' if fast else 'full'} mode, language {lang}). Type "
+        f"text; :lang CODE, :fast, :full, :quit.", file=sys.stderr)
+  while True:
+    sys.stderr.write(f"{lang}> ")
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+      sys.stderr.write("\n")
+      return 0
+    text = line.rstrip("\n")
+    command = text.strip()
+    if command in (":q", ":quit", ":exit"):
+      return 0
+    if command in (":fast", ":full"):
+      fast = command == ":fast"
+      print(f"  {'fast' if fast else 'full'} mode", file=sys.stderr)
+      continue
+    if command.startswith(":lang"):
+      try:
+        lang = linker.check_language(command[len(":lang"):].strip())
+      except ValueError as e:
+        print(f"  {e}", file=sys.stderr)
+      continue
+    if not command:
+      continue
+    try:
+      mentions = lk.link(text, lang, top_k=top_k, fast=fast, title=title)
+    except ValueError as e:
+      print(f"  error: {e}", file=sys.stderr)
+      continue
+    print(format_mentions(text, mentions, lk.threshold), flush=True)
+
+
+def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: int,
+          progress: bool) -> int:
+  """JSON lines in, JSON lines out; returns the number of failed lines."""
+  from tqdm import tqdm
+
+  from mel import linker
+  total = None
+  if input_path != "-":
+    with open(input_path, "rb") as f:
+      total = sum(1 for _ in f)
+    source = open(input_path, encoding="utf-8")
+  else:
+    source = sys.stdin
+
+  def documents():
+    for n, line in enumerate(source, 1):
+      if not line.strip():
+        continue
+      try:
+        doc = json.loads(line)
+      except ValueError as e:
+        doc = {"line": n, "error_input": line.rstrip("\n")[:200], "__bad__": f"line {n}: not "
+               f"JSON ({e})"}
+      yield doc
+
+  failed = linked = nil = 0
+  tmp = None
+  if output_path == "-":
+    sink = sys.stdout
+  else:
+    tmp = f"{output_path}.tmp-{os.getpid()}"
+    sink = open(tmp, "w", encoding="utf-8")
+  try:
+    with tqdm(total=total, unit="doc", desc="linking", disable=not progress,
+              file=sys.stderr) as bar:
+      for doc in documents():
+        if "__bad__" in doc:
+          out = {k: v for k, v in doc.items() if k != "__bad__"}
+          out["error"] = doc["__bad__"]
+        else:
+          out = next(linker.iter_documents(lk, [doc], default_lang=lang, top_k=top_k,
+                                            fast=fast))
+        if "error" in out:
+          failed += 1
+        else:
+          linked += sum(m["entity_id"] is not None for m in out["mentions"])
+          nil += sum(m["entity_id"] is None for m in out["mentions"])
+        sink.write(json.dumps(out, ensure_ascii=False) + "\n")
+        bar.update(1)
+        bar.set_postfix(linked=linked, nil=nil, failed=failed, refresh=False)
+    if tmp:
+      sink.close()
+      os.replace(tmp, output_path)
+  finally:
+    if tmp and not sink.closed:
+      sink.close()
+    if tmp and os.path.exists(tmp):
+      os.remove(tmp)
+    if source is not sys.stdin:
+      source.close()
+  print(f"[mel link] {linked} mentions linked, {nil} NIL, {failed} lines failed"
+        + ("" if output_path == "-" else f"; wrote {output_path}"), file=sys.stderr)
+  return failed
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog="mel", description="Multilingual entity linking.")
+  commands = parser.add_subparsers(dest="command")
+  p = commands.add_parser("link", help="link text to entities", description=__doc__,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+  mode = p.add_mutually_exclusive_group(required=True)
+  mode.add_argument("-i", "--interactive", action="store_true", help="type text, see links")
+  mode.add_argument("--input", help="JSON lines to link ('-': stdin)")
+  mode.add_argument("--text", help="one text to link")
+  p.add_argument("--output", default="-", help="JSON lines out (default: stdout)")
+  p.add_argument("--lang", default="", help="language code (default for --input lines "
+                 "without one; required for -i and --text)")
+  p.add_argument("--fast", action="store_true",
+                 help="index search only (no wider search, no anchor prior)")
+  p.add_argument("--top_k", type=int, default=3, help="candidates per mention")
+  p.add_argument("--threshold", type=float, default=None,
+                 help="NIL below this score (default: mel.linker.DEFAULT_THRESHOLD)")
+  p.add_argument("--min_link_prob", type=float, default=None,
+                 help="spot dictionary forms linked at least this often when they occur "
+                 "(default: mel.mention_detection.DEFAULT_MIN_LINK_PROB)")
+  p.add_argument("--min_linked", type=int, default=None,
+                 help="spot forms with at least this many training anchors "
+                 "(default: mel.mention_detection.DEFAULT_MIN_LINKED)")
+  p.add_argument("--title", default="", help="document title given to the mention encoder")
+  p.add_argument("--model_dir", default=None, help="model directory (default: $MEL_MODEL_DIR)")
+  p.add_argument("--index", default=None, help="index directory (default: MODEL_DIR/index)")
+  p.add_argument("--no_progress", action="store_true")
+  try:
+    args = parser.parse_args(argv)
+  except SystemExit as e:
+    return int(e.code or 0)
+  if args.command != "link":
+    parser.print_help(sys.stderr)
+    return 2
+  if args.top_k < 1:
+    print("mel link: --top_k must be >= 1", file=sys.stderr)
+    return 2
+  if (args.interactive or args.text is not None) and not args.lang:
+    print("mel link: --lang is required with -i and --text", file=sys.stderr)
+    return 2
+  from mel import linker
+  if args.lang:
+    try:
+      linker.check_language(args.lang)
+    except ValueError as e:
+      print(f"mel link: {e}", file=sys.stderr)
+      return 2
+  if args.input and args.input != "-" and not os.path.exists(args.input):
+    print(f"mel link: {args.input}: no such file", file=sys.stderr)
+    return 1
+  try:
+    lk = _load(args)
+  except (OSError, ValueError) as e:
+    print(f"mel link: cannot load the model: {e}", file=sys.stderr)
+    return 1
+  if args.interactive:
+    return interactive(lk, args.lang, args.fast, args.top_k, args.title)
+  if args.text is not None:
+    try:
+      mentions = lk.link(args.text, args.lang, top_k=args.top_k, fast=args.fast,
+                         title=args.title)
+    except ValueError as e:
+      print(f"mel link: {e}", file=sys.stderr)
+      return 1
+    print(format_mentions(args.text, mentions, lk.threshold))
+    return 0
+  failed = batch(lk, args.input, args.output, args.lang, args.fast, args.top_k,
+                 not args.no_progress)
+  return 1 if failed else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,350 @@
+"""mel.link / Linker: results, NIL, fast vs full, bad input, long text; the trained mini model
+end to end, the `mel link` command, and gs:// model directories (gcp-storage-emulator)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mel import linker as L, mention_detection as md
+from mel.retrieval import BruteForceIndex
+
+DIM = 8
+ENTITIES = {"E:paris": "capital of France", "E:paris_tx": "city in Texas",
+            "Q64": "capital of Germany", "E:kyiv": "capital of Ukraine",
+            "E:tokyo": "capital of Japan"}
+
+
+def _unit(v):
+  v = np.asarray(v, np.float32)
+  return v / np.linalg.norm(v)
+
+
+class FakeEncoder:
+  """Mention vectors by mention text (lower-cased); unknown text -> a far-away direction."""
+
+  def __init__(self, vectors):
+    self.vectors, self.calls = vectors, []
+
+  def __call__(self, titles, lefts, mentions, rights):
+    self.calls.append(len(mentions))
+    assert len(titles) == len(lefts) == len(rights) == len(mentions)
+    return np.stack([self.vectors.get(m.lower(), _unit(-np.ones(DIM))) for m in mentions])
+
+
+@pytest.fixture
+def fake(tmp_path):
+  ids = sorted(ENTITIES)
+  basis = {e: np.eye(DIM, dtype=np.float32)[i] for i, e in enumerate(ids)}
+  table = tmp_path / "entities.tsv"
+  table.write_text("".join(f"{e}\t{ENTITIES[e]}\n" for e in ids), encoding="utf-8")
+  # index rows in another order than the table's (as a streamed ScaNN build gives)
+  order = ids[::-1]
+  index = BruteForceIndex.build(order, np.stack([basis[e] for e in order]))
+  entities = L.EntityTexts(str(table), index.ids)
+  dictionary = md.SurfaceDictionary({
+      "en": {"paris": md.FormStats("paris", 30, 60, (("E:paris_tx", 27), ("E:paris", 3))),
+             "berlin": md.FormStats("berlin", 9, 10, (("Q64", 9),)),
+             "tokyo": md.FormStats("tokyo", 9, 10, (("E:tokyo", 9),))},
+      "uk": {"київ": md.FormStats("київ", 9, 10, (("E:kyiv", 9),))}})
+  # "paris": the tower prefers E:paris (cosine 0.78), the anchors E:paris_tx (cosine 0.62,
+  # prior 0.9); "tokyo": the tower prefers E:kyiv (0.86), the anchors E:tokyo (0.51, prior 1)
+  mention_vectors = {"paris": _unit(basis["E:paris"] + 0.8 * basis["E:paris_tx"]),
+                     "berlin": basis["Q64"], "київ": basis["E:kyiv"],
+                     "tokyo": _unit(basis["E:kyiv"] + 0.6 * basis["E:tokyo"])}
+  encoder = FakeEncoder(mention_vectors)
+
+  def entity_encoder(inputs):
+    entity_encoder.calls.append(list(inputs))
+    by_text = {ENTITIES[e]: basis[e] for e in ids}
+    return np.stack([by_text[t] for t in inputs])
+  entity_encoder.calls = []
+  linker = L.Linker(encoder, index, entities, dictionary, entity_encoder=entity_encoder,
+                    threshold=0.5, prior_weight=0.5, min_link_prob=0.1, min_linked=2)
+  return linker, basis
+
+
+def test_links_spotted_mentions_with_offsets_ids_and_descriptions(fake):
+  linker, _ = fake
+  text = "From Berlin to PARIS."
+  out = linker.link(text, "en", fast=True, top_k=2)
+  assert [(m.start, m.end, m.text) for m in out] == [(5, 11, "Berlin"), (15, 20, "PARIS")]
+  berlin = out[0]
+  assert (berlin.entity_id, berlin.qid, berlin.description) == ("Q64", "Q64",
+                                                                 "capital of Germany")
+  assert berlin.score == pytest.approx(1.0, abs=1e-5) and berlin.link_prob == pytest.approx(0.9)
+  assert len(berlin.candidates) == 2 and berlin.candidates[0].score >= berlin.candidates[1].score
+  assert out[1].entity_id == "E:paris" and out[1].qid == ""
+  json.dumps([m.to_dict() for m in out])   # JSON-serialisable
+
+
+def test_full_mode_reranks_with_the_anchor_prior(fake):
+  linker, _ = fake
+  fast = linker.link("Paris", "en", fast=True)[0]
+  full = linker.link("Paris", "en")[0]
+  assert fast.entity_id == "E:paris" and fast.candidates[0].prior == 0.0
+  assert full.entity_id == "E:paris_tx"
+  top = full.candidates[0]
+  assert top.prior == pytest.approx(0.9) and top.score == pytest.approx(top.cosine + 0.5 * 0.9)
+
+
+def test_full_mode_scores_prior_entities_the_search_missed(fake, monkeypatch):
+  linker, basis = fake
+  monkeypatch.setattr(L, "FULL_CANDIDATES", 1)
+  # "tokyo": the tower's nearest entity is E:kyiv; E:tokyo (prior 1.0) is not retrieved at k=1
+  out = linker.link("Tokyo", "en", top_k=1)[0]
+  assert out.entity_id == "E:tokyo"
+  assert out.candidates[0].cosine == pytest.approx(
+      float(linker.encoder.vectors["tokyo"] @ basis["E:tokyo"]), abs=1e-5)
+  assert linker.entity_encoder.calls == [["capital of Japan"]]
+  linker.link("Tokyo", "en", top_k=1)
+  assert len(linker.entity_encoder.calls) == 1   # memoised
+
+
+def test_nil_below_the_threshold_keeps_the_candidates(fake):
+  linker, _ = fake
+  out = linker.link("Lyon and Berlin", "en", spans=[(0, 4), (9, 15)], fast=True)
+  lyon, berlin = out
+  assert lyon.is_nil and lyon.entity_id is None and lyon.qid is None
+  assert lyon.score < 0.5 and len(lyon.candidates) == len(ENTITIES)
+  assert lyon.link_prob is None and not berlin.is_nil
+  assert linker.link("Lyon", "en", spans=[(0, 4)], threshold=-1.0)[0].entity_id is not None
+
+
+def test_caller_spans_skip_detection(fake):
+  linker, _ = fake
+  out = linker.link("Київ, Paris", "uk", spans=[{"start": 0, "end": 4}])
+  assert [(m.start, m.end, m.entity_id) for m in out] == [(0, 4, "E:kyiv")]
+  # spans come back in text order
+  out = linker.link("Київ, Paris", "uk", spans=[(6, 11), (0, 4)])
+  assert [m.start for m in out] == [0, 6]
+
+
+@pytest.mark.parametrize("spans, message", [
+    ([(0, 99)], r"span 0 \[0, 99\) is out of range for a text of 11 characters"),
+    ([(-1, 3)], "out of range"),
+    ([(3, 3)], "out of range"),
+    ([(0, 5), (4, 8)], r"spans 0 \[0, 5\) and 1 \[4, 8\) overlap"),
+    ([(4, 5)], r"span 0 \[4, 5\) holds only whitespace"),
+    ([(0, 2.5)], "must be integers"),
+    ([(0, 1, 2)], "not a \\(start, end\\) pair"),
+])
+def test_invalid_spans(fake, spans, message):
+  linker, _ = fake
+  with pytest.raises(ValueError, match=message):
+    linker.link("Київ Paris!", "en", spans=spans)
+
+
+def test_empty_and_whitespace_text_and_bad_arguments(fake):
+  linker, _ = fake
+  assert linker.link("", "en") == [] and linker.link(" \n\t ", "en") == []
+  assert linker.encoder.calls == []
+  with pytest.raises(ValueError, match=r"unsupported language 'xx'.* en .* vi "):
+    linker.link("Paris", "xx")
+  assert linker.link("Paris", " EN ")[0].text == "Paris"   # codes are case-insensitive
+  with pytest.raises(ValueError, match="out of range"):
+    linker.link("", "en", spans=[(0, 1)])
+  with pytest.raises(TypeError, match="text must be str"):
+    linker.link(b"Paris", "en")
+  with pytest.raises(ValueError, match="top_k"):
+    linker.link("Paris", "en", top_k=0)
+
+
+def test_megabytes_of_text_go_through_in_bounded_batches(fake):
+  linker, _ = fake
+  linker.max_batch = 64
+  linker.detector.window = 50_000
+  sentence = "A trip from Berlin to Paris and on to Tokyo, by way of Lyon. "
+  text = sentence * 50_000   # 3 MB
+  out = linker.link(text, "en", fast=True, top_k=1)
+  assert len(out) == 3 * 50_000
+  assert max(linker.encoder.calls) <= 64
+  assert all(text[m.start:m.end] == m.text for m in out[:10] + out[-10:])
+  assert out[-1].start == len(text) - len(sentence) + sentence.index("Tokyo")
+
+
+def test_importing_mel_is_cheap_and_a_missing_model_is_explained(monkeypatch):
+  code = ("import sys, mel; assert 'tensorflow' not in sys.modules and 'mel.linker' not in "
+          "sys.modules; print('ok')")
+  assert subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True).stdout.strip() == "ok"
+  import mel
+  monkeypatch.delenv(L.ENV_MODEL_DIR, raising=False)
+  with pytest.raises(L.ModelNotFoundError, match="MEL_MODEL_DIR"):
+    mel.link("Paris", "en")
+  with pytest.raises(L.ModelNotFoundError, match="no such model directory"):
+    mel.load("/nonexistent/model")
+
+
+# ---------------------------------------------------------------------------------------------
+# the trained mini model, end to end
+
+
+@pytest.fixture(scope="module")
+def model_dir(mini_model, mini_mining, tmp_path_factory):
+  """A serving directory: the mini model's export + entities, its index and dictionary."""
+  import shutil
+  from conftest import run_module
+  source, _ = mini_model
+  target = tmp_path_factory.mktemp("serving") / "model"
+  target.mkdir()
+  shutil.copytree(source / "export", target / "export")
+  shutil.copy(source / "entities.tsv", target / "entities.tsv")
+  for module, *args in (
+      ("mel.encode_entities", "--model_dir", target, "--output", target / "embeddings"),
+      ("mel.build_index", "--embeddings", target / "embeddings", "--output", target / "index"),
+      ("mel.build_dictionary", "--mining_dir", mini_mining[0], "--output",
+       target / "dictionary", "--no_progress")):
+    result = run_module(module, *args)
+    assert result.returncode == 0, f"{module}: {result.stderr[-3000:]}"
+  return target
+
+
+@pytest.fixture(scope="module")
+def held_out(mini_mining):
+  """Per language (el, uk, ja): the first 3,000 characters of the training document with the
+  most anchors there (text the dictionary has forms for), and every held-out document's first
+  3,000 with its gold spans."""
+  import collections
+  from mel import records
+  gold = collections.defaultdict(list)
+  for m in records.read_output(str(mini_mining[0]), records.MENTIONS_HOLDOUT):
+    if m.end <= 3000:
+      gold[(m.wiki, m.doc_id)].append((m.start, m.end, m.entity_id))
+  anchors = collections.Counter((m.wiki, m.doc_id) for m in records.read_output(
+      str(mini_mining[0]), records.MENTIONS_TRAIN) if m.end <= 3000)
+  out = {lang: {"text": "", "docs": [], "anchors": 0} for lang in ("el", "uk", "ja")}
+  for d in records.read_output(str(mini_mining[0]), records.DOCUMENTS):
+    if d.lang not in out:
+      continue
+    if anchors[(d.wiki, d.doc_id)] > out[d.lang]["anchors"]:
+      out[d.lang].update(text=d.text[:3000], title=d.title, anchors=anchors[(d.wiki, d.doc_id)])
+    elif (d.wiki, d.doc_id) in gold:
+      out[d.lang]["docs"].append((d.text[:3000], d.title, sorted(gold[(d.wiki, d.doc_id)])))
+  assert all(x["text"] and x["docs"] for x in out.values())
+  return out
+
+
+@pytest.mark.slow
+def test_the_mini_model_links_in_three_scripts(model_dir, held_out):
+  # the mini mining output is small: spot with looser thresholds than the defaults
+  code = f"""
+import json, sys
+import mel
+linker = mel.load({str(model_dir)!r}, min_linked=1, min_link_prob=0.01)
+out = {{}}
+for lang, x in json.loads(sys.stdin.read()).items():
+  spotted = [m.to_dict() for m in linker.link(x["text"], lang, title=x["title"])]
+  fast, full = [], []
+  for text, title, gold in x["docs"]:
+    spans = [(a, b) for a, b, _ in gold]
+    fast += [m.to_dict() for m in linker.link(text, lang, spans=spans, fast=True, title=title)]
+    full += [m.to_dict() for m in linker.link(text, lang, spans=spans, title=title)]
+  out[lang] = [spotted, fast, full]
+bad = sorted(m for m in sys.modules if m.startswith(("apache_beam", "official", "mel.train",
+             "mel.modeling", "mel.data", "beam_pipelines")))
+print(json.dumps({{"out": out, "imported": bad}}))
+"""
+  result = subprocess.run([sys.executable, "-c", code], input=json.dumps(held_out),
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  answer = json.loads(result.stdout.strip().splitlines()[-1])
+  assert answer["imported"] == []   # serving loads no Beam and no training code
+  hits = {"fast": 0, "full": 0}
+  total = 0
+  for lang, (spotted, fast, full) in answer["out"].items():
+    text = held_out[lang]["text"]
+    assert spotted, f"nothing spotted in the {lang} document"
+    for m in spotted:
+      assert text[m["start"]:m["end"]] == m["text"] and m["link_prob"] >= 0.01
+    truth = [e for _, _, gold in held_out[lang]["docs"] for _, _, e in gold]
+    assert len(fast) == len(full) == len(truth)
+    for name, results in (("fast", fast), ("full", full)):
+      hits[name] += sum(m["candidates"][0]["entity_id"] == e for m, e in zip(results, truth))
+      assert all(m["link_prob"] is None for m in results)
+    total += len(truth)
+  # the anchor prior makes full mode better than the (barely trained) tower alone
+  assert hits["full"] > hits["fast"] and hits["full"] >= 0.3 * total, (hits, total)
+
+
+@pytest.mark.slow
+def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
+  from conftest import run_module
+  docs = [{"id": lang, "text": x["text"], "lang": lang} for lang, x in held_out.items()]
+  docs.append({"id": "bad", "text": "Paris", "lang": "xx"})
+  docs.append({"id": "spans", "text": "Київ і Львів", "lang": "uk", "spans": [[0, 4]]})
+  source = tmp_path / "in.jsonl"
+  source.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs) +
+                    "{not json\n", encoding="utf-8")
+  output = tmp_path / "out.jsonl"
+  result = run_module("mel.cli", "link", "--model_dir", model_dir, "--input", source,
+                      "--output", output, "--top_k", "2", "--threshold", "0.3",
+                      "--min_linked", "1", "--min_link_prob", "0.01")
+  assert result.returncode == 1, result.stderr[-3000:]   # two lines failed
+  assert "linking" in result.stderr and "2 lines failed" in result.stderr
+  lines = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
+  assert [x.get("id") for x in lines] == ["el", "uk", "ja", "bad", "spans", None]
+  for x in lines[:3]:
+    assert x["mentions"] and all(len(m["candidates"]) <= 2 for m in x["mentions"])
+  assert "unsupported language 'xx'" in lines[3]["error"] and "not JSON" in lines[5]["error"]
+  assert [(m["start"], m["end"]) for m in lines[4]["mentions"]] == [(0, 4)]
+
+  text = held_out["uk"]["text"][:600]
+  result = subprocess.run(
+      [sys.executable, "-m", "mel.cli", "link", "-i", "--lang", "el", "--model_dir",
+       str(model_dir), "--fast", "--min_linked", "1", "--min_link_prob", "0.01"],
+      input=f":lang uk\n{text}\n:lang zz\n:quit\n",
+      capture_output=True, text=True, timeout=300,
+      env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "uk> " in result.stderr and "unsupported language 'zz'" in result.stderr
+  assert "1. " in result.stdout and ("score" in result.stdout or "NIL" in result.stdout)
+
+  result = run_module("mel.cli", "link", "--text", "x", "--lang", "en")
+  assert result.returncode == 1 and "MEL_MODEL_DIR" in result.stderr
+
+
+@pytest.mark.slow
+def test_gs_model_directory_is_fetched_verified_and_reused(model_dir, held_out, tmp_path,
+                                                           gcs_emulator):
+  from google.auth.credentials import AnonymousCredentials
+  from google.cloud import storage
+  client = storage.Client(project="mel-test", credentials=AnonymousCredentials())
+  bucket = client.bucket(gcs_emulator["bucket"])
+  for root, _, names in os.walk(model_dir):
+    for name in names:
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, model_dir)
+      if not rel.startswith("embeddings"):
+        bucket.blob(f"models/m/{rel}").upload_from_filename(path)
+  bucket.blob("models/m/checkpoints/ckpt-1.index").upload_from_string(b"not fetched")
+  cache = tmp_path / "cache"
+  text, lang = held_out["el"]["text"], "el"
+  loose = {"min_linked": 1, "min_link_prob": 0.01}
+  local = L.load(str(model_dir), **loose).link(text, lang)
+  assert local
+  url = f"gs://{gcs_emulator['bucket']}/models/m"
+  remote = L.load(url, cache_dir=str(cache), **loose)
+  assert remote.fetch_stats["downloaded"] > 0 and remote.fetch_stats["reused"] == 0
+  assert [m.to_dict() for m in remote.link(text, lang)] == [m.to_dict() for m in local]
+  cached = cache / "gcs" / gcs_emulator["bucket"] / "models" / "m"
+  assert not (cached / "checkpoints").exists() and not (cached / "embeddings").exists()
+
+  again = L.load(f"gs://{gcs_emulator['bucket']}/models/m", cache_dir=str(cache))
+  assert again.fetch_stats["downloaded"] == 0
+  assert again.fetch_stats["reused"] == remote.fetch_stats["downloaded"]
+
+  # a cached file altered in place (same size) fails the manifest's checksum: fetched again
+  forms = cached / "dictionary" / md.FORMS
+  data = bytearray(forms.read_bytes())
+  data[-3] ^= 1
+  forms.write_bytes(bytes(data))
+  healed = L.load(f"gs://{gcs_emulator['bucket']}/models/m", cache_dir=str(cache))
+  assert healed.fetch_stats["downloaded"] == remote.fetch_stats["downloaded"]
+  assert forms.read_bytes() == (model_dir / "dictionary" / md.FORMS).read_bytes()
+
+  with pytest.raises(FileNotFoundError, match="no such model directory"):
+    L.load(f"gs://{gcs_emulator['bucket']}/models/none", cache_dir=str(cache))
