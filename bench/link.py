@@ -1,6 +1,6 @@
 """Benchmark: `mel.link` throughput and per-document latency against this CPU's matmul FLOP rate.
 
-  python bench/link.py [--model_dir out/models/demo_cpu_round1] [--mining_dir out/mining]
+  python bench/link.py [--model_dir out/models/demo_f/round1] [--mining_dir out/mining]
       [--configs demo,base] [--docs 200] [--base_docs 40] [--doc_chars 2000] [--json PATH]
 
 Documents: held-out documents of the mining output (never seen in training), spread over its
@@ -20,8 +20,8 @@ Configurations:
 Per configuration and mode (fast, full): mentions/s over all documents (sum of mentions / sum
 of per-document wall times), per-document p50/p99 latency, and the tower alone (the SavedModel
 signature on batches of 64 of the same mentions). FLOPs per mention are counted as
-bench/train_step.py does (forward of one tower on 64 tokens, [CLS]-only last layer: 2.92 GFLOP
-at base shape; 3.6 without that saving). The bound is float32 tf.matmul GFLOPS at the tower's
+bench/train_step.py does (forward of one tower on 64 tokens, last layer on two positions
+only: 2.93 GFLOP at base shape; 3.6 without that saving). The bound is float32 tf.matmul GFLOPS at the tower's
 FFN shape for 64 mentions ([4096, H] x [H, 4H]), best of runs measured in this process before
 and after; ratio = achieved mentions/s x FLOPs per mention / bound.
 
@@ -236,7 +236,7 @@ def run(args):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--model_dir", default=str(ROOT / "out/models/demo_cpu_round1"),
+  parser.add_argument("--model_dir", default=str(ROOT / "out/models/demo_f/round1"),
                       help="the demo model directory (with dictionary/)")
   parser.add_argument("--mining_dir", default=str(ROOT / "out/mining"))
   parser.add_argument("--configs", default="demo,base", help="comma-separated: demo, base")

@@ -27,8 +27,8 @@ train_loop calls for >= --seconds, then measures the matmul again (best of all r
 
 FLOPs are counted analytically: forward matmul FLOPs (2 per multiply-add) of one tower on one
 64-token sequence (QKV, attention scores and context, output projection, FFN; the last layer
-has output_range=1, so it projects K and V for every position but Q, scores, context, output
-projection and FFN only for [CLS]), the one-hot token-type matmul and the final Dense; a pair
+has output_range=2, so it projects K and V for every position but Q, scores, context, output
+projection and FFN only for the first two positions), the one-hot token-type matmul and the final Dense; a pair
 is one mention and one entity sequence plus its share of the [B, B] logits matmul; a training
 step counts 3x the forward.
 
@@ -77,8 +77,10 @@ def tower_flops(enc, seq: int, dim: int) -> int:
   """Forward matmul FLOPs of one text tower on one sequence."""
   h, inner = enc.hidden_size, enc.intermediate_size
   full = 2 * seq * (4 * h * h + 2 * h * inner) + 2 * 2 * seq * seq * h
-  # output_range=1: K, V for all positions; Q, scores, context, output, FFN for [CLS] only.
-  last = 2 * 2 * seq * h * h + 2 * 2 * h * h + 2 * 2 * seq * h + 2 * 2 * h * inner
+  # output_range=2 (mel/modeling/text_tower.py): K, V for all positions; Q, scores, context,
+  # output projection and FFN for the first two positions only.
+  q = 2
+  last = 2 * 2 * seq * h * h + 2 * 2 * q * h * h + 2 * 2 * q * seq * h + 2 * 2 * q * h * inner
   type_one_hot = 2 * seq * enc.type_vocab_size * h
   return (enc.num_layers - 1) * full + last + type_one_hot + 2 * h * dim
 

@@ -5,7 +5,7 @@ Importing `mel` is cheap: TensorFlow and Beam are imported only by the modules t
 
     import mel
     mentions = mel.link("Η Αθήνα είναι η πρωτεύουσα της Ελλάδας.", "el")   # $MEL_MODEL_DIR
-    linker = mel.load("out/models/demo_cpu_round1")                          # or gs://...
+    linker = mel.load("out/models/demo_f/round1")                          # or gs://...
 """
 __version__ = "0.1.0"
 

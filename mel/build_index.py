@@ -8,6 +8,8 @@ rows, then every row is inserted), so the float32 vectors never sit in memory at
 --max_shard_size vectors the index is split into shards built one at a time. The output is
 written atomically: --output holds either the previous complete index or the new one. Load it
 with mel.retrieval.load_index. A progress bar counts vectors (and names the shard).
+An index already at --output that was built from the same embeddings (same model, export step,
+entity table and embeddings directory) with the same kind is reused; --overwrite rebuilds it.
 """
 import argparse
 import sys
@@ -25,10 +27,16 @@ def main(argv=None) -> int:
                       "21M at 300-d; brute_force 2.4 GB of float32)")
   parser.add_argument("--no_verify", action="store_true",
                       help="skip the embeddings' checksums (sizes and shapes are still checked)")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="rebuild even when --output holds an index of these embeddings")
   args = parser.parse_args(argv)
   from mel import embeddings, retrieval
   started = time.time()
   try:
+    if not args.overwrite and retrieval.index_is_current(args.output, args.embeddings, args.kind):
+      print(f"index {args.output}: built from {args.embeddings} already; reused "
+            "(--overwrite rebuilds it)")
+      return 0
     manifest = retrieval.build_index_from_embeddings(
         args.embeddings, args.output, kind=args.kind, max_shard_size=args.max_shard_size or None,
         verify=not args.no_verify, progress=True)

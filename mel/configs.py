@@ -1,6 +1,7 @@
 """Experiment configuration: dataclasses, loaded from YAML with `k=v` overrides.
 
-A config file (configs/*.yaml) mirrors ExperimentConfig: sections `model`, `data`, `train`.
+A config file (configs/*.yaml) mirrors ExperimentConfig: sections `model`, `data`, `train` and
+`rounds` (hard-negative rounds, read by `python -m mel.rounds`).
 Unknown keys are errors, so a typo in a YAML file or an override never passes silently.
 """
 import dataclasses
@@ -70,10 +71,23 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class RoundsConfig:
+  """Hard-negative rounds after round 0 (paper Sec. 5.2.4), run by `python -m mel.rounds`."""
+  count: int = 0                  # rounds after round 0 (Model F+: 2); mel.train ignores this
+  steps: int = 250000             # training steps of each round (from the previous weights)
+  k: int = 100                    # entities retrieved per training mention when mining
+  ratio: int = 10                 # an entity is a negative at most ratio x its positives
+  max_per_mention: int = 10       # negatives kept per mention (training reads
+                                  # data.hard_negatives_per_mention of them)
+  index_kind: str = "scann"       # index used for mining: scann or brute_force
+
+
+@dataclasses.dataclass
 class ExperimentConfig:
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   data: DataConfig = dataclasses.field(default_factory=DataConfig)
   train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  rounds: RoundsConfig = dataclasses.field(default_factory=RoundsConfig)
 
   def validate(self):
     if self.model.kind not in ("F", "E"):
@@ -100,6 +114,17 @@ class ExperimentConfig:
       raise ConfigError("train.warmup_fraction must be in [0, 1)")
     if self.train.checkpoint_every < 1:
       raise ConfigError("train.checkpoint_every must be >= 1")
+    rounds = self.rounds
+    if rounds.count < 0:
+      raise ConfigError("rounds.count must be >= 0")
+    if min(rounds.steps, rounds.k, rounds.ratio, rounds.max_per_mention) < 1:
+      raise ConfigError("rounds.steps, rounds.k, rounds.ratio and rounds.max_per_mention must "
+                        "be >= 1")
+    if rounds.index_kind not in ("scann", "brute_force"):
+      raise ConfigError(f"rounds.index_kind must be scann or brute_force, got "
+                        f"{rounds.index_kind!r}")
+    if rounds.count and self.data.hard_negatives_per_mention < 1:
+      raise ConfigError("rounds.count > 0 needs data.hard_negatives_per_mention >= 1")
     return self
 
 

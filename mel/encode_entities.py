@@ -1,6 +1,6 @@
 """Encodes every entity of a model dir with its exported entity tower.
 
-    python -m mel.encode_entities --model_dir out/models/demo_cpu --output out/models/demo_cpu/embeddings \
+    python -m mel.encode_entities --model_dir out/models/demo_f/round0 --output out/models/demo_f/round0/embeddings \
         [--batch_size 256] [--shard_size 100000]
 
 Reads the model dir's entity table (entities.tsv: ids and the texts the tower reads) and

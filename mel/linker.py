@@ -1,7 +1,7 @@
 """Linking text to entities: `mel.link(text, lang)` and the Linker that `mel.load(path)` returns.
 
     import mel
-    linker = mel.load("out/models/demo_cpu_round1")       # or "gs://bucket/model_dir"
+    linker = mel.load("out/models/demo_f/round1")       # or "gs://bucket/model_dir"
     for m in linker.link("Η Αθήνα είναι η πρωτεύουσα της Ελλάδας.", "el"):
       print(m.start, m.end, m.text, m.entity_id, m.score, m.description)
     mel.link(text, "vi")        # a default Linker, loaded once from $MEL_MODEL_DIR
@@ -29,8 +29,8 @@ is searched.
   on first use, vectors memoised); all are re-ranked by
   score = cosine + prior_weight x P(entity | text) (P = 0 for texts or entities the
   dictionary has not seen, so caller spans of unseen text score as in fast mode). On the demo
-  model's 5,605 held-out mentions (gold spans): accuracy@1 0.87 in full mode, 0.54 in fast
-  mode (the tiny demo tower; the anchor prior carries most of it).
+  model's 5,605 held-out mentions (gold spans, bench/link_accuracy.py): accuracy@1 0.87 in
+  full mode, 0.59 in fast mode (the tiny demo tower; the anchor prior carries most of it).
 - **NIL.** A mention whose best score is below `threshold` is kept with entity_id None (NIL)
   and its candidates listed, so callers see what was rejected; `LinkedMention.is_nil`.
 
@@ -75,8 +75,9 @@ DEFAULT_TOP_K = 5
 FULL_CANDIDATES = 64      # candidates re-ranked in full mode
 FULL_LEAVES_FACTOR = 4    # full mode searches this many times the ScaNN leaves
 # Defaults chosen on the demo model's 5,605 held-out mentions (gold spans): in full mode, with
-# weight 0.5, accuracy@1 is 0.87 (fast mode, cosine only: 0.54); at threshold 0.8 full mode
-# links 93% of the mentions at precision 0.93 (fast mode: 52% at 0.65). The threshold depends
+# weight 0.5, accuracy@1 is 0.87 (fast mode, cosine only: 0.59); at threshold 0.8 full mode
+# links 95.5% of the mentions at precision 0.91 (fast mode: 79% at 0.64); figures of the
+# round-1 demo model, bench/link_accuracy.py. The threshold depends
 # on the model (its cosine range): calibrate it for others.
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_PRIOR_WEIGHT = 0.5

@@ -1,7 +1,8 @@
 """Hard-negative mining with per-entity label balance (paper Sec. 5.2.4).
 
-    python -m mel.mine_negatives --model_dir out/models/demo_cpu --index out/models/demo_cpu/index \
-        --output out/negatives/round1 [--k 100] [--ratio 10] [--max_per_mention 10]
+    python -m mel.mine_negatives --model_dir out/models/demo_f/round0 \
+        --index out/models/demo_f/round0/index --output out/models/demo_f/negatives_round1 \
+        [--k 100] [--ratio 10] [--max_per_mention 10]
 
 Encodes the training mentions with the model's exported mention tower, retrieves the top k
 entities from the index, drops the gold entity, and keeps negatives under a per-entity budget:
@@ -9,8 +10,9 @@ no entity is a negative more than `ratio` times its own number of training menti
 paper mines "up to 10 negatives per positive", so a rare entity cannot flood the data as a
 negative). Mentions are visited in a seeded hash order and candidates in rank order, so the
 result is deterministic. Every training mention is written (with its negatives, possibly none)
-as a MentionWithNegatives record; the next training round reads these files in place of the
-mentions (`data.hard_negatives`).
+as a MentionWithNegatives record, in that seeded order (not grouped by language as the mining
+output is); the next training round reads these files in place of the mentions
+(`data.hard_negatives`).
 """
 import argparse
 import collections
@@ -102,7 +104,14 @@ def encode_mentions(model_dir: str, mentions: Sequence[schema.Mention], batch_si
   return np.concatenate(out) if out else np.zeros([0, 0], np.float32)
 
 
-def _write_shards(output: str, mentions, negatives, num_shards: int) -> List[str]:
+def _write_shards(output: str, mentions, negatives, order: Sequence[int],
+                  num_shards: int) -> List[str]:
+  """Writes the mentions in `order` (a seeded permutation), dealt round-robin to the shards.
+
+  Not in input order: the mining output is grouped by language, and a round that reads less
+  than an epoch through a shuffle buffer smaller than a shard would otherwise never see the
+  end of each shard (measured on the demo: the last language's R@1 fell from 0.84 to 0.57).
+  """
   import tensorflow as tf
   os.makedirs(output, exist_ok=True)
   paths = []
@@ -110,7 +119,7 @@ def _write_shards(output: str, mentions, negatives, num_shards: int) -> List[str
     path = os.path.join(output, SHARD_PATTERN.format(index=index, count=num_shards))
     tmp = os.path.join(output, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     with tf.io.TFRecordWriter(tmp, options="GZIP") as writer:
-      for i in range(index, len(mentions), num_shards):
+      for i in order[index::num_shards]:
         m = mentions[i]
         fields = {name: getattr(m, name) for name in schema.Mention.FIELDS}
         writer.write(schema.MentionWithNegatives(**fields, negative_ids=tuple(negatives[i]))
@@ -155,7 +164,7 @@ def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: 
   for stale in os.listdir(output) if os.path.isdir(output) else []:
     if stale.startswith("negatives-"):
       os.remove(os.path.join(output, stale))
-  paths = _write_shards(output, mentions, negatives, num_shards)
+  paths = _write_shards(output, mentions, negatives, order, num_shards)
 
   gold_retrieved = sum(1 for g, c in zip(gold, candidates) if g in c)
   counts = [len(n) for n in negatives]

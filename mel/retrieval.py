@@ -464,7 +464,8 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
   - AH with 2 dims per block and anisotropic threshold 0.2 (ScaNN's recommended setting for
     inner product), then exact reordering of the top `reorder` candidates (>= 4k at search).
   - reorder_dtype int8 once there are >= 1M vectors in all: 4x less memory than float32
-    (20M x 300-d: 6 GB, not 24 GB) at a measured recall cost of ~0.005.
+    (20M x 300-d: 6 GB, not 24 GB) at a measured recall cost at 1M of ~0.005 in recall@100
+    and ~0.02 in recall@10 (bench/RESULTS.md).
   """
   total = n if total is None else total
   if n < SCANN_BRUTE_FORCE_BELOW:
@@ -864,6 +865,24 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
   return manifest
 
 
+def _model_of_embeddings(embeddings_dir: str, source_manifest: dict) -> dict:
+  """The "model" an index built from these embeddings records."""
+  return {**source_manifest.get("model", {}), "embeddings": os.path.abspath(embeddings_dir)}
+
+
+def index_is_current(index_dir: str, embeddings_dir: str, kind: str) -> bool:
+  """Whether index_dir holds a complete index of kind built from embeddings_dir as it is now."""
+  from mel import embeddings
+  try:
+    manifest = read_manifest(index_dir)
+    source_manifest = embeddings.read_manifest(embeddings_dir)
+  except (IndexLoadError, embeddings.EmbeddingsError, OSError, ValueError):
+    return False
+  return (manifest.get("params", {}).get("shard_kind") == kind and
+          manifest.get("count") == source_manifest["count"] and
+          manifest.get("model") == _model_of_embeddings(embeddings_dir, source_manifest))
+
+
 def build_index_from_embeddings(embeddings_dir: str, output_dir: str, kind: str = "scann",
                                 max_shard_size: Optional[int] = None,
                                 params: Optional[dict] = None, verify: bool = True,
@@ -881,7 +900,7 @@ def build_index_from_embeddings(embeddings_dir: str, output_dir: str, kind: str 
     for _ in embeddings.iter_shards(embeddings_dir, verify=True):
       pass
   source = lambda: embeddings.iter_shards(embeddings_dir, verify=False)  # noqa: E731
-  model = {**source_manifest.get("model", {}), "embeddings": os.path.abspath(embeddings_dir)}
+  model = _model_of_embeddings(embeddings_dir, source_manifest)
   return build_streaming(source, output_dir, source_manifest["count"], kind=kind, params=params,
                          model=model, max_shard_size=max_shard_size, progress=progress)
 

@@ -3,11 +3,11 @@
 #   1. mines the shared Wikipedia excerpts (bn, el, en, ja, mr, uk, vi) with the shared
 #      WikiData entities into out/mining;
 #   2. learns a WordPiece vocabulary from the mined text (no mBERT can be downloaded here);
-#   3. trains the tiny demo dual encoder (configs/demo_cpu.yaml) into out/models/demo_cpu and
-#      exports both towers;
-#   4. encodes every entity and builds a ScaNN index;
-#   5. mines hard negatives with per-entity label balance;
-#   6. trains round 1 on them, starting from round 0's weights; 7. re-encodes and re-indexes;
+#   3-7. `python -m mel.rounds` (configs/demo_cpu.yaml, a tiny Model F+) into out/models/demo_f:
+#      3. round 0 trained from scratch, both towers exported;
+#      4. every entity encoded, a ScaNN index built;
+#      5. hard negatives mined with per-entity label balance;
+#      6. round 1 trained on them from round 0's weights; 7. re-encoded and re-indexed;
 #   8. trains Model E (one embedding per entity) for comparison, encodes and indexes it;
 #   9. evaluates F round 1, F round 0, E and the alias-table baseline on the held-out split
 #      (R@k by training-frequency bin and by language, JSON + markdown + plots);
@@ -34,55 +34,31 @@ else
   $PY -m mel.build_vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000
 fi
 
-echo "== 3/10 training round 0 (configs/demo_cpu.yaml) =="
-$PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_cpu \
+echo "== 3-7/10 Model F+: round 0, hard negatives, round 1 (python -m mel.rounds) =="
+# round0/ (configs/demo_cpu.yaml), its entity encodings + ScaNN index, hard negatives mined
+# with per-entity balance (ratio 10) into negatives_round1/, round1/ trained 300 steps from
+# round 0's weights on 2 negatives per mention, and round 1's encodings + index.
+$PY -m mel.rounds --config configs/demo_cpu.yaml --work_dir out/models/demo_f \
   --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt
-
-# Entity encodings and a ScaNN index of a model dir (reused when already built for it).
-encode_and_index() {
-  local model_dir="$1"
-  $PY -m mel.encode_entities --model_dir "$model_dir" --output "$model_dir/embeddings"
-  if [[ "$model_dir/index/manifest.json" -nt "$model_dir/embeddings/manifest.json" ]]; then
-    echo "$model_dir/index is up to date: reused"
-  else
-    $PY -m mel.build_index --embeddings "$model_dir/embeddings" --output "$model_dir/index" \
-      --kind scann
-  fi
-}
-
-echo "== 4/10 entity encodings + ScaNN index (round 0) =="
-encode_and_index out/models/demo_cpu
-
-echo "== 5/10 hard-negative mining (per-entity balance, ratio 10) =="
-$PY -m mel.mine_negatives --model_dir out/models/demo_cpu --index out/models/demo_cpu/index \
-  --output out/negatives/round1
-
-echo "== 6/10 training round 1 on hard negatives, from round 0's weights =="
-$PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_cpu_round1 \
-  --params_override "data.mining_dir=out/mining,data.vocab=out/vocab.txt,train.steps=300,\
-train.init_from_model_dir=out/models/demo_cpu,data.hard_negatives=out/negatives/round1/negatives-*.tfrecord.gz,\
-data.hard_negatives_per_mention=2"
-
-echo "== 7/10 entity encodings + ScaNN index (round 1) =="
-encode_and_index out/models/demo_cpu_round1
 
 echo "== 8/10 Model E (an embedding per entity), encodings + index =="
 $PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
   --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt,model.kind=E,\
-train.entity_entity_task=false
-encode_and_index out/models/demo_e
+train.entity_entity_task=false,rounds.count=0
+$PY -m mel.encode_entities --model_dir out/models/demo_e --output out/models/demo_e/embeddings
+$PY -m mel.build_index --embeddings out/models/demo_e/embeddings --output out/models/demo_e/index
 
 echo "== 9/10 evaluation on the held-out split: F round 1, F round 0, E, alias table =="
 $PY -m mel.evaluate \
-  --model_dir out/models/demo_cpu_round1 --name "F round 1" \
-  --model_dir out/models/demo_cpu --name "F round 0" \
+  --model_dir out/models/demo_f/round1 --name "F round 1" \
+  --model_dir out/models/demo_f/round0 --name "F round 0" \
   --model_dir out/models/demo_e --name E \
   --dataset 'holdout:out/mining/mentions/holdout-*.tfrecord.gz' --k 1,10,100 \
   --output out/eval/holdout
 
 echo "== 10/10 mention dictionary + linking example sentences (el, uk, vi, ja, bn, mr) =="
-$PY -m mel.build_dictionary --mining_dir out/mining --output out/models/demo_cpu_round1/dictionary
-MEL_MODEL_DIR=out/models/demo_cpu_round1 .venv/bin/mel link \
+$PY -m mel.build_dictionary --mining_dir out/mining --output out/models/demo_f/round1/dictionary
+MEL_MODEL_DIR=out/models/demo_f/round1 .venv/bin/mel link \
   --input scripts/link_examples.jsonl --output out/linked_examples.jsonl
 $PY - <<'PY'
 import json
@@ -100,11 +76,11 @@ echo "outputs:"
 echo "  out/mining             mentions/, entities/, entity_pairs/, documents/, counts/,"
 echo "                         dead_letter/, summary.txt, summary.json (layout: mel/records.py)"
 echo "  out/vocab.txt          WordPiece vocabulary (mBERT layout)"
-echo "  out/models/demo_cpu    round 0: config.yaml, vocab.txt, entities.tsv, checkpoints/,"
-echo "                         train/ (TensorBoard), export/{mention,entity}_encoder"
+echo "  out/models/demo_f/round0    Model F+ round 0: config.yaml, vocab.txt, entities.tsv,"
+echo "                         checkpoints/, train/ (TensorBoard), export/{mention,entity}_encoder"
 echo "                         (SavedModels), train_summary.json, embeddings/, index/ (ScaNN)"
-echo "  out/negatives/round1   MentionWithNegatives records + summary.json"
-echo "  out/models/demo_cpu_round1   round 1 (hard negatives), same layout, + dictionary/"
+echo "  out/models/demo_f/negatives_round1   MentionWithNegatives records + summary.json"
+echo "  out/models/demo_f/round1    round 1 (hard negatives), same layout, + dictionary/"
 echo "                         (mention spotter; MEL_MODEL_DIR for mel.link / mel link -i)"
 echo "  out/models/demo_e      Model E (entity embeddings), same layout"
 echo "  out/eval/holdout       evaluation.json, evaluation.md (binned R@k, per language),"

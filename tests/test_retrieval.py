@@ -434,6 +434,16 @@ def test_cli(tmp_path, data):
   assert "900 vectors of dimension 64, 3 shard(s)" in result.stdout
   index = retrieval.load_index(out)
   assert list(index.ids) == ids and index.model["name"] == "tiny"
+  # The same embeddings again: the index is reused; another kind or --overwrite rebuilds.
+  built = os.path.getmtime(os.path.join(out, "manifest.json"))
+  result = run_module("mel.build_index", "--embeddings", emb, "--output", out, timeout=300)
+  assert result.returncode == 0 and "reused" in result.stdout
+  assert os.path.getmtime(os.path.join(out, "manifest.json")) == built
+  assert not retrieval.index_is_current(out, emb, "brute_force")
+  result = run_module("mel.build_index", "--embeddings", emb, "--output", out,
+                      "--max_shard_size", 300, "--overwrite", timeout=300)
+  assert result.returncode == 0 and "3 shard(s)" in result.stdout
+  assert os.path.getmtime(os.path.join(out, "manifest.json")) != built
   result = run_module("mel.build_index", "--embeddings", str(tmp_path / "none"),
                       "--output", out, timeout=300)
   assert result.returncode == 1 and "manifest.json" in result.stderr

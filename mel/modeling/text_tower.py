@@ -10,7 +10,14 @@ from mel import configs
 
 
 def build_bert_encoder(config: configs.EncoderConfig) -> networks.BertEncoderV2:
-  """A BertEncoderV2 whose last layer computes only the [CLS] position (output_range=1)."""
+  """A BertEncoderV2 whose last layer computes only the first two positions (output_range=2).
+
+  Only [CLS] is read, so the last layer skips the other queries. The range is 2, not 1: with
+  a query length of 1, TF 2.20's oneDNN CPU kernels for the attention einsums (rank-4 operand
+  with a size-1 dim, broadcast other side) corrupt the heap under training and crash the
+  process at random (SIGSEGV / SIGABRT; tensorflow/tensorflow#117700, #123109). Two positions
+  avoid that path at 1/L extra cost in the last layer; the weights are the same either way.
+  """
   if config.vocab_size <= 0:
     raise ValueError("EncoderConfig.vocab_size must be set (the vocabulary's size)")
   return networks.BertEncoderV2(
@@ -25,7 +32,7 @@ def build_bert_encoder(config: configs.EncoderConfig) -> networks.BertEncoderV2:
       max_sequence_length=config.max_position_embeddings,
       type_vocab_size=config.type_vocab_size,
       initializer=tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range),
-      output_range=1)
+      output_range=2)
 
 
 @tf_keras.utils.register_keras_serializable(package="mel")

@@ -1,0 +1,150 @@
+"""Round 0 and the hard-negative rounds of a config, one command (paper Sec. 5.2.4).
+
+    python -m mel.rounds --config configs/model_f_plus.yaml --work_dir DIR \
+        [--params_override k=v,...] [--tpu NAME|local]
+
+Runs, in DIR:
+  round0/                    `python -m mel.train` with the config as it is
+  for r = 1 .. rounds.count:
+    round{r-1}/embeddings/   `python -m mel.encode_entities` (the previous round's entity tower)
+    round{r-1}/index/        `python -m mel.build_index --kind rounds.index_kind`
+    negatives_round{r}/      `python -m mel.mine_negatives` (top rounds.k, ratio rounds.ratio)
+    round{r}/                `python -m mel.train`, a new invocation: train.steps =
+                             rounds.steps, train.init_from_model_dir = round{r-1},
+                             data.hard_negatives = negatives_round{r}
+  round{count}/embeddings/, round{count}/index/   for evaluation and mel.link
+
+Each stage is the stage's own command, run as a child process, so a round is exactly what a
+user running the commands by hand gets. Every stage reuses finished work: training resumes from
+its latest checkpoint (and does nothing once at its step), encoding skips finished shards,
+the index and the negatives are kept when they were built from the same model. So after a
+preemption or a crash, the same command continues where it stopped.
+
+Training runs where `--tpu` says (TPUStrategy; GPUs and CPU otherwise); encoding, indexing and
+mining run on this machine's CPU and read and write local paths.
+"""
+import argparse
+import os
+import subprocess
+import sys
+from typing import List, Optional
+
+from mel import configs
+
+ROUND_DIR = "round{round}"
+NEGATIVES_DIR = "negatives_round{round}"
+NEGATIVES_GLOB = "negatives-*.tfrecord.gz"
+
+
+class StageError(RuntimeError):
+  """A stage's command failed; the message names the stage and its exit status."""
+
+
+def log(message: str) -> None:
+  print(f"[mel.rounds] {message}", file=sys.stderr, flush=True)
+
+
+def round_dir(work_dir: str, r: int) -> str:
+  return os.path.join(work_dir, ROUND_DIR.format(round=r))
+
+
+def negatives_dir(work_dir: str, r: int) -> str:
+  return os.path.join(work_dir, NEGATIVES_DIR.format(round=r))
+
+
+def _join_overrides(*parts: str) -> str:
+  return ",".join(p for p in parts if p)
+
+
+def round_overrides(work_dir: str, r: int, config: configs.ExperimentConfig,
+                    user_overrides: str = "") -> str:
+  """--params_override of round r's training: the user's, then what the round fixes."""
+  if r == 0:
+    return user_overrides
+  negatives = os.path.join(negatives_dir(work_dir, r), NEGATIVES_GLOB)
+  return _join_overrides(
+      user_overrides, f"train.steps={config.rounds.steps}",
+      f"train.init_from_model_dir={round_dir(work_dir, r - 1)}",
+      f"data.hard_negatives={negatives}")
+
+
+def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
+         user_overrides: str = "", tpu: Optional[str] = None) -> List[tuple]:
+  """The stages in order: (name, module, args)."""
+  stages = []
+  rounds = config.rounds
+
+  def encode_and_index(r):
+    model = round_dir(work_dir, r)
+    stages.append((f"round {r}: entity encodings", "mel.encode_entities",
+                   ["--model_dir", model, "--output", os.path.join(model, "embeddings")]))
+    stages.append((f"round {r}: {rounds.index_kind} index", "mel.build_index",
+                   ["--embeddings", os.path.join(model, "embeddings"), "--output",
+                    os.path.join(model, "index"), "--kind", rounds.index_kind]))
+
+  for r in range(rounds.count + 1):
+    if r > 0:
+      encode_and_index(r - 1)
+      previous = round_dir(work_dir, r - 1)
+      stages.append((f"round {r}: hard negatives from round {r - 1}", "mel.mine_negatives",
+                     ["--model_dir", previous, "--index", os.path.join(previous, "index"),
+                      "--output", negatives_dir(work_dir, r), "--mining_dir",
+                      config.data.mining_dir, "--k", str(rounds.k), "--ratio",
+                      str(rounds.ratio), "--max_per_mention", str(rounds.max_per_mention)]))
+    train_args = ["--config", config_path, "--model_dir", round_dir(work_dir, r)]
+    overrides = round_overrides(work_dir, r, config, user_overrides)
+    if overrides:
+      train_args += ["--params_override", overrides]
+    if tpu:
+      train_args += ["--tpu", tpu]
+    what = "from the config" if r == 0 else f"from round {r - 1} on its hard negatives"
+    stages.append((f"round {r}: training {what}", "mel.train", train_args))
+  encode_and_index(rounds.count)
+  return stages
+
+
+def run_stage(name: str, module: str, args: List[str]) -> None:
+  log(f"== {name}: python -m {module} {' '.join(args)}")
+  result = subprocess.run([sys.executable, "-m", module, *args])
+  if result.returncode != 0:
+    raise StageError(f"{name}: `python -m {module}` exited with status {result.returncode}")
+
+
+def run(config_path: str, work_dir: str, user_overrides: str = "",
+        tpu: Optional[str] = None) -> List[str]:
+  """Runs every stage; returns the model dirs of all rounds."""
+  config = configs.load(config_path, user_overrides)
+  # The rounds' own overrides must give a valid config too (e.g. rounds.steps vs warm-up).
+  for r in range(1, config.rounds.count + 1):
+    configs.load(config_path, round_overrides(work_dir, r, config, user_overrides))
+  os.makedirs(work_dir, exist_ok=True)
+  stages = plan(config_path, work_dir, config, user_overrides, tpu)
+  log(f"{config.rounds.count} hard-negative round(s) after round 0: {len(stages)} stages "
+      f"in {work_dir}")
+  for name, module, args in stages:
+    run_stage(name, module, args)
+  return [round_dir(work_dir, r) for r in range(config.rounds.count + 1)]
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m mel.rounds",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("--config", required=True, help="YAML experiment config with a rounds "
+                      "section (configs/model_f_plus.yaml)")
+  parser.add_argument("--work_dir", required=True, help="round0/, round1/, ... go here")
+  parser.add_argument("--params_override", default="",
+                      help="overrides for every round, e.g. rounds.count=1,data.mining_dir=D")
+  parser.add_argument("--tpu", default=None, help="passed to mel.train")
+  args = parser.parse_args(argv)
+  try:
+    model_dirs = run(args.config, args.work_dir, args.params_override, args.tpu)
+  except (configs.ConfigError, StageError) as e:
+    log(f"error: {e}")
+    return 1
+  log("done: " + ", ".join(model_dirs) + f" (the last one is indexed: "
+      f"{os.path.join(model_dirs[-1], 'index')})")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,99 @@
+"""`python -m mel.rounds`: round 0, then hard-negative rounds, each a new mel.train invocation."""
+import json
+import os
+
+import pytest
+
+from conftest import DEMO_CONFIG, run_module, train_overrides
+from mel import configs, rounds
+
+CONFIG = str(DEMO_CONFIG)
+
+
+def _config(**overrides):
+  values = ",".join(f"{k}={v}" for k, v in overrides.items())
+  return configs.load(CONFIG, values)
+
+
+def test_plan_chains_the_rounds(tmp_path):
+  config = _config(**{"rounds.count": 2, "rounds.steps": 50, "rounds.k": 30,
+                      "data.mining_dir": "M"})
+  work = str(tmp_path)
+  stages = rounds.plan(CONFIG, work, config, "data.mining_dir=M", tpu="local")
+  modules = [module for _, module, _ in stages]
+  one_round = ["mel.encode_entities", "mel.build_index", "mel.mine_negatives", "mel.train"]
+  assert modules == ["mel.train"] + one_round * 2 + ["mel.encode_entities", "mel.build_index"]
+  args = {i: dict(zip(a[::2], a[1::2])) for i, (_, _, a) in enumerate(stages)}
+  assert args[0]["--model_dir"] == f"{work}/round0"
+  assert args[0]["--params_override"] == "data.mining_dir=M" and args[0]["--tpu"] == "local"
+  # Round 2 mines with round 1's model and index, then trains from round 1 on those negatives.
+  assert args[7]["--model_dir"] == f"{work}/round1"
+  assert args[7]["--index"] == f"{work}/round1/index"
+  assert args[7]["--output"] == f"{work}/negatives_round2" and args[7]["--k"] == "30"
+  assert args[8]["--model_dir"] == f"{work}/round2"
+  assert args[8]["--params_override"] == (
+      f"data.mining_dir=M,train.steps=50,train.init_from_model_dir={work}/round1,"
+      f"data.hard_negatives={work}/negatives_round2/negatives-*.tfrecord.gz")
+  assert args[10]["--output"] == f"{work}/round2/index"
+
+
+def test_no_rounds_is_round_0_and_its_index():
+  stages = rounds.plan(CONFIG, "W", _config(**{"rounds.count": 0}), "")
+  assert [module for _, module, _ in stages] == ["mel.train", "mel.encode_entities",
+                                                 "mel.build_index"]
+  assert "--params_override" not in stages[0][2]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("rounds.count=-1", "rounds.count must be >= 0"),
+    ("rounds.k=0", "rounds.steps, rounds.k"),
+    ("rounds.index_kind=faiss", "rounds.index_kind must be scann or brute_force"),
+    ("rounds.count=1,data.hard_negatives_per_mention=0", "needs data.hard_negatives_per_mention"),
+])
+def test_bad_rounds_configs_are_refused(override, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    configs.load(CONFIG, override)
+
+
+def test_a_failing_stage_stops_the_chain_with_its_name(tmp_path):
+  result = run_module("mel.rounds", "--config", CONFIG, "--work_dir", tmp_path / "w",
+                      "--params_override", f"data.mining_dir={tmp_path}/none,"
+                      f"data.vocab={tmp_path}/none.txt")
+  assert result.returncode == 1
+  assert "round 0: training from the config: `python -m mel.train` exited with status 1" in \
+      result.stderr
+  assert not (tmp_path / "w" / "round0" / "embeddings").exists()
+
+
+@pytest.mark.slow
+def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_path):
+  work = tmp_path / "f_plus"
+  overrides = train_overrides(mini_mining[0], mini_vocab, **{
+      "train.steps": 40, "train.checkpoint_every": 20, "rounds.count": 1,
+      "rounds.steps": 20, "rounds.k": 20, "data.hard_negatives_per_mention": 2})
+  result = run_module("mel.rounds", "--config", CONFIG, "--work_dir", work,
+                      "--params_override", overrides)
+  assert result.returncode == 0, result.stderr[-4000:]
+  round0, round1 = work / "round0", work / "round1"
+  assert json.loads((round0 / "train_summary.json").read_text())["step"] == 40
+  summary = json.loads((work / "negatives_round1" / "summary.json").read_text())
+  assert summary["inputs"]["model_dir"] == str(round0) and summary["inputs"]["k"] == 20
+  assert summary["negatives"] > 0
+  assert f"initialised from weights of {round0}/checkpoints/ckpt-40" in result.stderr
+  assert "2 hard negatives per mention" in result.stderr
+  round1_config = configs.load(str(round1 / "config.yaml"))
+  assert round1_config.train.steps == 20
+  assert round1_config.train.init_from_model_dir == str(round0)
+  assert json.loads((round1 / "train_summary.json").read_text())["step"] == 20
+  index = json.loads((round1 / "index" / "manifest.json").read_text())
+  assert index["model"]["model_dir"] == str(round1) and index["model"]["step"] == 20
+
+  # The same command again: every stage finds its work done.
+  index_mtime = os.path.getmtime(round1 / "index" / "manifest.json")
+  again = run_module("mel.rounds", "--config", CONFIG, "--work_dir", work,
+                     "--params_override", overrides)
+  assert again.returncode == 0, again.stderr[-4000:]
+  assert again.stderr.count("nothing to train") == 2
+  assert "already holds this round; reused" in again.stderr
+  assert again.stdout.count("reused (--overwrite rebuilds it)") == 2
+  assert os.path.getmtime(round1 / "index" / "manifest.json") == index_mtime
