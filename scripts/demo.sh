@@ -44,7 +44,7 @@ $PY -m mel.rounds --config configs/demo_cpu.yaml --work_dir out/models/demo_f \
 echo "== 8/10 Model E (an embedding per entity), encodings + index =="
 $PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
   --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt,model.kind=E,\
-train.entity_entity_task=false,rounds.count=0
+train.entity_entity_task=false
 $PY -m mel.encode_entities --model_dir out/models/demo_e --output out/models/demo_e/embeddings
 $PY -m mel.build_index --embeddings out/models/demo_e/embeddings --output out/models/demo_e/index
 
