@@ -49,10 +49,13 @@ KINDS = ("brute_force", "scann", "sharded")
 # enough points per leaf to be meaningful.
 SCANN_BRUTE_FORCE_BELOW = 5_000
 # Default shard budgets. A brute-force shard holds float32 vectors (2.4 GB: 2M x 300-d). A ScaNN
-# shard built by streaming holds int8 vectors + 4-bit codes (~1.25 bytes per dimension): 8 GB is
-# ~21M x 300-d or ~8M x 768-d in one tree; building it needs that plus its training sample.
+# shard built by streaming holds int8 vectors + 4-bit codes (~1.25 bytes per dimension), but its
+# build peaks far above that: ~4 GB of training state, ~0.4 KB per 300-d row while inserting,
+# and its last step (most likely serialisation, which copies the index) doubles that (measured,
+# 300-d: 5M rows peaked at 12.4 GB; 20M in one tree reached ~10.5 GB after insertion, then was
+# killed at 24 GB). 3 GB is 8M x 300-d (~15 GB to build) or 3.1M x 768-d per tree.
 DEFAULT_SHARD_BYTES = 2_400_000_000
-DEFAULT_SCANN_SHARD_BYTES = 8_000_000_000
+DEFAULT_SCANN_SHARD_BYTES = 3_000_000_000
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
 INSERT_CHUNK = 100_000
 
@@ -450,15 +453,17 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
   """ScaNN parameters for n vectors (one index or shard) out of total (all shards).
 
   - n < SCANN_BRUTE_FORCE_BELOW: ScaNN's exact brute force (no tree to train).
-  - num_leaves ~ 2 sqrt(n), at most n / 100: ScaNN's rule of thumb is ~sqrt(N) leaves; twice
-    that keeps leaves at ~500 points for N = 1M, so a query's clusters of near neighbours
-    fall into few small leaves, and at least 100 points per leaf keeps k-means meaningful.
-  - num_leaves_to_search: ~3% of the leaves (at least 8): measured on clustered 300-d data,
-    recall@100 0.95 needs about that at 1M, and it is the main latency knob (search time is
-    roughly the number of points in the searched leaves).
-  - training_sample_size: 200 points per leaf (at least 100k, at most n). ScaNN's default
-    100k sample left only ~20 points per true cluster at 5M and k-means scattered clusters
-    across leaves (recall collapsed to 0.59); cost grows as sample x leaves.
+  - num_leaves ~ 4 sqrt(n), at most n / 100: ScaNN's rule of thumb is ~sqrt(N) leaves, but
+    on clustered 300-d data finer leaves partition much better once N grows (5M: recall@100
+    0.95 searching 20% of 8,944 leaves, 9 ms p50, against 0.91 at 20% of 2 sqrt(N) = 4,472
+    leaves, 23 ms; bench/RESULTS.md). At least 100 points per leaf keeps k-means meaningful.
+  - num_leaves_to_search: ~3% of the leaves (at least 8): the main latency knob (search time
+    is roughly the number of points in the searched leaves); recall@100 ~0.95 at 1M, ~0.88 at
+    5M on the benchmark's data (callers that need more pass leaves_to_search).
+  - training_sample_size: 128 points per leaf, at least 100k, at most 1.25M (and n). ScaNN's
+    default 100k sample left only ~20 points per true cluster at 5M and k-means scattered
+    clusters across leaves (recall collapsed to 0.59); training costs sample x leaves x
+    iterations (5M: 10 minutes on 2 cores), hence the cap.
   - spherical k-means: the vectors are unit and scored by inner product, so the centroids
     should be directions too.
   - AH with 2 dims per block and anisotropic threshold 0.2 (ScaNN's recommended setting for
@@ -470,12 +475,12 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
   total = n if total is None else total
   if n < SCANN_BRUTE_FORCE_BELOW:
     return {"algorithm": "brute_force"}
-  num_leaves = int(max(1, min(round(2 * math.sqrt(n)), n // 100)))
+  num_leaves = int(max(1, min(round(4 * math.sqrt(n)), n // 100)))
   return {
       "algorithm": "tree_ah",
       "num_leaves": num_leaves,
       "num_leaves_to_search": int(min(num_leaves, max(8, math.ceil(0.03 * num_leaves)))),
-      "training_sample_size": int(min(n, max(100_000, 200 * num_leaves))),
+      "training_sample_size": int(min(n, max(100_000, min(1_250_000, 128 * num_leaves)))),
       "training_iterations": 12,
       "spherical": True,
       "soar_lambda": None,

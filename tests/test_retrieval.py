@@ -59,6 +59,24 @@ def test_scann_recall_against_brute_force(data, scann_index):
   assert recall(found, exact.search(queries, 10)[0]) >= 0.99
 
 
+@pytest.mark.parametrize("n", [5_000, 20_000, 100_000, 1_000_000, 5_000_000, 20_000_000])
+def test_scann_params_scale_with_n(n):
+  # The documented rule: ~4 sqrt(n) leaves with >= 100 points each, >= 8 searched, a k-means
+  # sample of 128 per leaf within [100k, 1.25M] and never above n.
+  params = retrieval.scann_params_for(n)
+  leaves = params["num_leaves"]
+  assert leaves == min(round(4 * n ** 0.5), n // 100)
+  assert 8 <= params["num_leaves_to_search"] <= max(8, 0.031 * leaves)
+  assert params["training_sample_size"] == min(n, max(100_000, min(1_250_000, 128 * leaves)))
+  assert params["reorder_dtype"] == ("int8" if n >= 1_000_000 else "float32")
+
+
+def test_scann_shard_budget_fits_the_build():
+  # 20M x 300-d in one tree was killed at 24 GB; shards are capped at 8M x 300-d.
+  assert retrieval.default_shard_size(300, "scann") == 8_000_000
+  assert retrieval.default_shard_size(768, "scann") == 3_125_000
+
+
 def test_brute_force_is_exact(monkeypatch):
   rng = np.random.default_rng(1)
   db = rng.standard_normal((3000, 32)).astype(np.float32)
