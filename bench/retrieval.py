@@ -32,9 +32,9 @@ call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
                      design: 2M in-memory shards, each its own tree), before (one global tree
                      with ScaNN's defaults: 100k k-means sample, generic k-means, 12
                      iterations, no spilling), + large sample (200 per leaf), + spherical,
-                     + 25 iterations, + SOAR spilling, all (mel's + 25 iterations + SOAR),
-                     +leaves (4 sqrt(N) leaves on a ~1M sample: mel's rule since 2026-12-02;
-                     the other variants start from the earlier 2 sqrt(N)).
+                     + 25 iterations, + SOAR spilling, all (+ 25 iterations + SOAR); these
+                     use mel's earlier 2 sqrt(N) leaves. +leaves: mel's current rule (4
+                     sqrt(N) leaves, 128 sample points per leaf up to 1.25M).
 
 faiss-cpu is a benchmark-only dependency: pip install -r requirements-bench.txt.
 The machine may be shared with other jobs: timings are wall clock on whatever cores are free.
@@ -83,8 +83,14 @@ class Synthetic:
     self.centers = centers / np.linalg.norm(centers, axis=1, keepdims=True)
     self.num_shards = math.ceil(n / shard_size)
 
+  def _count(self, i: int) -> int:
+    return min(self.shard_size, self.n - i * self.shard_size)
+
+  def _draw_labels(self, rng, count):
+    return rng.integers(self.num_clusters, size=count)
+
   def _draw(self, rng, count):
-    labels = rng.integers(self.num_clusters, size=count)
+    labels = self._draw_labels(rng, count)
     x = self.centers[labels]
     x += self.noise * rng.standard_normal((count, DIM), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -92,18 +98,13 @@ class Synthetic:
 
   def shard(self, i: int):
     """(vectors float32 [m, DIM], cluster labels int32 [m]) of generation shard i."""
-    count = min(self.shard_size, self.n - i * self.shard_size)
-    return self._draw(np.random.default_rng([self.seed, self.n, i]), count)
+    return self._draw(np.random.default_rng([self.seed, self.n, i]), self._count(i))
 
   def labels(self) -> np.ndarray:
     """Cluster label of every row [n], without drawing the vectors (_draw draws labels first)."""
-    out = np.empty(self.n, np.int32)
-    for i in range(self.num_shards):
-      count = min(self.shard_size, self.n - i * self.shard_size)
-      rng = np.random.default_rng([self.seed, self.n, i])
-      out[i * self.shard_size:i * self.shard_size + count] = rng.integers(self.num_clusters,
-                                                                           size=count)
-    return out
+    return np.concatenate([
+        self._draw_labels(np.random.default_rng([self.seed, self.n, i]), self._count(i))
+        for i in range(self.num_shards)]).astype(np.int32)
 
   def shards(self):
     for i in range(self.num_shards):
@@ -251,19 +252,22 @@ def run_child(fn, *args):
 def scann_params(method: str, n: int, variant: str = "") -> dict:
   """Overrides of mel's scann_params_for for a method / ablation variant at n vectors."""
   params = {"reorder_dtype": "int8" if method != "scann" else "float32"}
-  leaves4 = round(4 * math.sqrt(n))
-  before = {"training_sample_size": 100_000, "spherical": False, "training_iterations": 12,
-            "soar_lambda": None}
+  # mel's rule before 2026-12-02: 2 sqrt(N) leaves, 200 sample points per leaf. The partition
+  # variants below were measured from it; "+leaves" is mel's current rule (4 sqrt(N)).
+  leaves2 = round(2 * math.sqrt(n))
+  earlier = {"num_leaves": leaves2, "num_leaves_to_search": math.ceil(0.03 * leaves2),
+             "training_sample_size": min(n, max(100_000, 200 * leaves2))}
+  before = {**earlier, "training_sample_size": 100_000, "spherical": False,
+            "training_iterations": 12, "soar_lambda": None}
   variants = {
       "before": before,
-      "+sample": {**before, "training_sample_size": None},  # None: mel's choice
+      "+sample": {**before, "training_sample_size": earlier["training_sample_size"]},
       "+spherical": {**before, "spherical": True},
       "+iterations": {**before, "training_iterations": 25},
       "+soar": {**before, "soar_lambda": 1.5, "overretrieve_factor": 2.0},
-      "all": {"training_iterations": 25, "soar_lambda": 1.5, "overretrieve_factor": 2.0},
-      # twice mel's leaves (4 sqrt(N)) on the same ~1M-row sample: finer partitions
-      "+leaves": {"num_leaves": leaves4, "num_leaves_to_search": math.ceil(0.03 * leaves4),
-                  "training_sample_size": min(n, max(100_000, 112 * leaves4))},
+      "all": {**earlier, "training_iterations": 25, "soar_lambda": 1.5,
+              "overretrieve_factor": 2.0},
+      "+leaves": {},  # mel's current rule: the earlier one with twice the leaves
       "independent-shards": {},  # mel's parameters, but shards built apart (see build_child)
       "": {},
   }
@@ -400,7 +404,7 @@ def settings_for(method: str, n: int, build: dict):
     return [None]
   if method.startswith("scann") or method == "ablation":
     # (leaves searched per shard, candidates reordered per shard)
-    # Past 8% of the leaves only the larger reorder: where the generator's cross-cluster
+    # Past 8% of the leaves only the larger reorders: where the generator's cross-cluster
     # neighbours dominate what is missing (5M and up), recall keeps rising with leaves searched.
     leaves = build["params"].get("num_leaves", 1)
     # int8 reordering of 4,000 candidates costs ~1 ms: it shows what the AH scores lose.

@@ -53,7 +53,8 @@ SCANN_BRUTE_FORCE_BELOW = 5_000
 # build peaks far above that: ~4 GB of training state, ~0.4 KB per 300-d row while inserting,
 # and its last step (most likely serialisation, which copies the index) doubles that (measured,
 # 300-d: 5M rows peaked at 12.4 GB; 20M in one tree reached ~10.5 GB after insertion, then was
-# killed at 24 GB). 3 GB is 8M x 300-d (~15 GB to build) or 3.1M x 768-d per tree.
+# killed at 24 GB). 3 GB is 8M x 300-d (~15 GB to build, estimated from those figures, not
+# measured) or 3.1M x 768-d per tree.
 DEFAULT_SHARD_BYTES = 2_400_000_000
 DEFAULT_SCANN_SHARD_BYTES = 3_000_000_000
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
@@ -458,8 +459,8 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
     0.95 searching 20% of 8,944 leaves, 9 ms p50, against 0.91 at 20% of 2 sqrt(N) = 4,472
     leaves, 23 ms; bench/RESULTS.md). At least 100 points per leaf keeps k-means meaningful.
   - num_leaves_to_search: ~3% of the leaves (at least 8): the main latency knob (search time
-    is roughly the number of points in the searched leaves); recall@100 ~0.95 at 1M, ~0.88 at
-    5M on the benchmark's data (callers that need more pass leaves_to_search).
+    is roughly the number of points in the searched leaves); recall@100 ~0.95 at 1M, 0.86-0.88 at
+    5M (reorder 400-1000) on the benchmark's data (callers that need more pass leaves_to_search).
   - training_sample_size: 128 points per leaf, at least 100k, at most 1.25M (and n). ScaNN's
     default 100k sample left only ~20 points per true cluster at 5M and k-means scattered
     clusters across leaves (recall collapsed to 0.59); training costs sample x leaves x
