@@ -26,6 +26,7 @@ On disk an index is a directory written last-to-first: files, then `manifest.jso
 Scores are inner products (cosine for unit vectors). Importing this module does not import
 TensorFlow: ScaNN's numpy binding is loaded without running `scann/__init__.py`.
 """
+import concurrent.futures
 import importlib.util
 import json
 import math
@@ -53,8 +54,8 @@ SCANN_BRUTE_FORCE_BELOW = 5_000
 # build peaks far above that: ~4 GB of training state, ~0.4 KB per 300-d row while inserting,
 # and its last step (most likely serialisation, which copies the index) doubles that (measured,
 # 300-d: 5M rows peaked at 12.4 GB; 20M in one tree reached ~10.5 GB after insertion, then was
-# killed at 24 GB). 3 GB is 8M x 300-d (~15 GB to build, estimated from those figures, not
-# measured) or 3.1M x 768-d per tree.
+# killed at 24 GB). 3 GB is 8M x 300-d or 3.1M x 768-d per tree (measured: 20M x 300-d built as
+# 3 shards of 6.7M peaked at 15.4 GB and serves in 8.1 GB).
 DEFAULT_SHARD_BYTES = 2_400_000_000
 DEFAULT_SCANN_SHARD_BYTES = 3_000_000_000
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
@@ -461,6 +462,9 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
   - num_leaves_to_search: ~3% of the leaves (at least 8): the main latency knob (search time
     is roughly the number of points in the searched leaves); recall@100 ~0.95 at 1M, 0.86-0.88 at
     5M (reorder 400-1000) on the benchmark's data (callers that need more pass leaves_to_search).
+    At 20M (3 shards of 6.7M, each tree trained on its own rows) the partition degrades: 0.46
+    at 3%, 0.83 at 30% of the leaves, where a partition into the true clusters needs 14% for
+    0.95 (bench/RESULTS.md): the rule is not yet right for shards of large indexes.
   - training_sample_size: 128 points per leaf, at least 100k, at most 1.25M (and n). ScaNN's
     default 100k sample left only ~20 points per true cluster at 5M and k-means scattered
     clusters across leaves (recall collapsed to 0.59); training costs sample x leaves x
@@ -673,16 +677,29 @@ class ShardedIndex(Index):
     super().__init__(_ConcatIds([s.ids for s in shards]), dims.pop(), params, model)
     self.shards = shards
     self.offsets = np.cumsum([0] + [len(s) for s in shards])[:-1].tolist()
+    self.threads = min(len(shards), os.cpu_count() or 1)
+    self._pool = None
 
   def search(self, queries, k, **options):
     """As Index.search over all shards; options (e.g. leaves_to_search) go to each shard."""
     queries = _as_queries(queries, self.dimension)
-    all_rows, all_scores = [], []
-    for shard, offset in zip(self.shards, self.offsets):
+
+    def search_shard(shard, offset):
       rows, scores = shard.search(queries, k, **options)
-      all_rows.append(np.where(rows >= 0, rows + offset, -1))
-      all_scores.append(scores)
-    return _select_top_k(np.concatenate(all_rows, axis=1), np.concatenate(all_scores, axis=1), k)
+      return np.where(rows >= 0, rows + offset, -1), scores
+
+    # A batch keeps every core busy inside each shard's search; fewer queries than cores
+    # leave cores idle there, so the shards are searched side by side (ScaNN and BLAS release
+    # the GIL; 20M in 3 shards, one query: see bench/RESULTS.md).
+    if self.threads > 1 and len(queries) < self.threads:
+      if self._pool is None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads)
+      results = list(self._pool.map(search_shard, self.shards, self.offsets))
+    else:
+      results = [search_shard(s, o) for s, o in zip(self.shards, self.offsets)]
+    rows = np.concatenate([r for r, _ in results], axis=1)
+    scores = np.concatenate([s for _, s in results], axis=1)
+    return _select_top_k(rows, scores, k)
 
   def _write_files(self, directory):
     shards = []
