@@ -54,8 +54,9 @@ SCANN_BRUTE_FORCE_BELOW = 5_000
 # build peaks far above that: ~4 GB of training state, ~0.4 KB per 300-d row while inserting,
 # and its last step (most likely serialisation, which copies the index) doubles that (measured,
 # 300-d: 5M rows peaked at 12.4 GB; 20M in one tree reached ~10.5 GB after insertion, then was
-# killed at 24 GB). 3 GB is 8M x 300-d or 3.1M x 768-d per tree (measured: 20M x 300-d built as
-# 3 shards of 6.7M peaked at 15.4 GB and serves in 8.1 GB).
+# killed at 24 GB). 3 GB is 8M x 300-d or 3.1M x 768-d per tree. Measured: 20M x 300-d built as
+# 3 shards of 6.7M peaked at 15.4 GB and serves in 8.1 GB; a full 8M shard would need up to
+# ~18.5 GB (scaled by rows, not measured).
 DEFAULT_SHARD_BYTES = 2_400_000_000
 DEFAULT_SCANN_SHARD_BYTES = 3_000_000_000
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
