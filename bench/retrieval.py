@@ -34,7 +34,7 @@ call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
                      iterations, no spilling), + large sample (200 per leaf), + spherical,
                      + 25 iterations, + SOAR spilling, all (+ 25 iterations + SOAR); these
                      use mel's earlier 2 sqrt(N) leaves. +leaves: mel's current rule (4
-                     sqrt(N) leaves, 128 sample points per leaf up to 1.25M).
+                     sqrt(N) leaves, 128 sample points per leaf up to 2M).
 
 faiss-cpu is a benchmark-only dependency: pip install -r requirements-bench.txt.
 The machine may be shared with other jobs: timings are wall clock on whatever cores are free.
@@ -295,9 +295,10 @@ def build_child(method: str, n: int, path: str, shard_size: int, variant: str = 
     manifest = retrieval.build_sharded(chunks, path, kind="scann",
                                        params=scann_params(method, n, variant), total=n)
   elif method in ("scann", "scann_int8"):
-    # mel's streaming build: one tree per index shard (of at most shard_size), trained on a
-    # sample spread over the shard's rows, then filled by insertion; the generator is
-    # re-read (regenerated) for each pass, so the float32 data never sit in memory at once.
+    # mel's streaming build: one tree trained on a sample spread over all n rows, shared by
+    # the index shards (of at most shard_size), each filled by insertion in turn; the
+    # generator is re-read (regenerated) for each pass, so the float32 data never sit in
+    # memory at once.
     manifest = retrieval.build_streaming(gen.id_shards, path, n, kind="scann",
                                          params=scann_params(method, n, variant),
                                          max_shard_size=shard_size)
@@ -463,7 +464,7 @@ def main(argv=None) -> int:
   parser.add_argument("--ablation_variants",
                       default="independent-shards,before,+sample,+spherical,+iterations,+soar,all")
   parser.add_argument("--scann_shard_size", type=int, default=0,
-                      help="max vectors per ScaNN index shard (default: mel's, 8M at 300-d)")
+                      help="max vectors per ScaNN index shard (default: mel's, 5M at 300-d)")
   parser.add_argument("--json", default="", help="write (and update) all figures here")
   parser.add_argument("--work_dir", default="/tmp/mel-bench-retrieval")
   parser.add_argument("--resume", action="store_true",

@@ -5,7 +5,8 @@
 
 The embeddings are streamed (read twice: a ScaNN tree is trained on a sample spread over all
 rows, then every row is inserted), so the float32 vectors never sit in memory at once. Above
---max_shard_size vectors the index is split into shards built one at a time. The output is
+--max_shard_size vectors the index is split into shards that share one ScaNN tree (trained
+once) and are filled and written one at a time. The output is
 written atomically: --output holds either the previous complete index or the new one. Load it
 with mel.retrieval.load_index. A progress bar counts vectors (and names the shard).
 An index already at --output that was built from the same embeddings (same model, export step,
@@ -23,8 +24,9 @@ def main(argv=None) -> int:
   parser.add_argument("--output", required=True, help="index directory to write")
   parser.add_argument("--kind", choices=("scann", "brute_force"), default="scann")
   parser.add_argument("--max_shard_size", type=int, default=0,
-                      help="vectors per index shard (default: scann 3 GB of int8 + codes, "
-                      "8M at 300-d; a 6.7M shard took 15.4 GB to build; brute_force 2.4 GB of float32)")
+                      help="vectors per index shard (default: scann 1.875 GB of int8 + codes, "
+                      "5M at 300-d, since a 6.7M shard took 20.9 GB to build; brute_force 2.4 GB "
+                      "of float32)")
   parser.add_argument("--no_verify", action="store_true",
                       help="skip the embeddings' checksums (sizes and shapes are still checked)")
   parser.add_argument("--overwrite", action="store_true",

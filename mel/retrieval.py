@@ -8,10 +8,11 @@ Large indexes never hold all float32 vectors in memory (20M x 300-d is 24 GB; bu
 in one call peaks at ~3.3x its float input). `build_index_from_embeddings` / `build_streaming`
 read the vectors as a stream, twice: a ScaNN tree is trained on a sample spread over all rows,
 then every row is inserted into it (int8 + 4-bit codes: ~1.25 bytes per dimension). Beyond
-`max_shard_size` vectors the rows are split into shards built one at a time; `build_sharded`
-builds one index per in-memory (ids, vectors) shard. Shards are searched with a top-k merge.
-Independently trained shards lose recall on clustered data (each shard's tree sees every
-cluster thinly), so prefer few large shards: bench/RESULTS.md has the figures.
+`max_shard_size` vectors the rows are split into shards that share that one tree (trained
+once, from a sample of all rows) and are filled and written one at a time. `build_sharded`
+builds one index per in-memory (ids, vectors) shard, each with its own tree. Shards are
+searched with a top-k merge. Independently trained shards lose recall on clustered data (each
+shard's tree sees every cluster thinly): bench/RESULTS.md has the figures.
 
 On disk an index is a directory written last-to-first: files, then `manifest.json`, all under
 `<path>.tmp-<pid>`, then renamed to `<path>`; a directory without a manifest is not an index.
@@ -50,15 +51,14 @@ KINDS = ("brute_force", "scann", "sharded")
 # enough points per leaf to be meaningful.
 SCANN_BRUTE_FORCE_BELOW = 5_000
 # Default shard budgets. A brute-force shard holds float32 vectors (2.4 GB: 2M x 300-d). A ScaNN
-# shard built by streaming holds int8 vectors + 4-bit codes (~1.25 bytes per dimension), but its
-# build peaks far above that: ~4 GB of training state, ~0.4 KB per 300-d row while inserting,
-# and its last step (most likely serialisation, which copies the index) doubles that (measured,
-# 300-d: 5M rows peaked at 12.4 GB; 20M in one tree reached ~10.5 GB after insertion, then was
-# killed at 24 GB). 3 GB is 8M x 300-d or 3.1M x 768-d per tree. Measured: 20M x 300-d built as
-# 3 shards of 6.7M peaked at 15.4 GB and serves in 8.1 GB; a full 8M shard would need up to
-# ~18.5 GB (scaled by rows, not measured).
+# shard holds int8 vectors + 4-bit codes (~1.25 bytes per dimension), but filling and saving it
+# peaks far above that, mostly in its last step (ScaNN's serialisation copies the index):
+# measured at 300-d, a 6.7M-row shard of a shared 20M tree peaked at 20.9 GB, ~14 GB of it while
+# saving; one 20M tree was killed at 24 GB. Shards share one tree, so more of them cost no
+# recall: 1.875 GB is 5M x 300-d or 2M x 768-d per shard, ~15.7 GB at the peak (scaled by rows
+# from the 6.7M figure, not measured).
 DEFAULT_SHARD_BYTES = 2_400_000_000
-DEFAULT_SCANN_SHARD_BYTES = 3_000_000_000
+DEFAULT_SCANN_SHARD_BYTES = 1_875_000_000
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
 INSERT_CHUNK = 100_000
 
@@ -463,13 +463,14 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
   - num_leaves_to_search: ~3% of the leaves (at least 8): the main latency knob (search time
     is roughly the number of points in the searched leaves); recall@100 ~0.95 at 1M, 0.86-0.88 at
     5M (reorder 400-1000) on the benchmark's data (callers that need more pass leaves_to_search).
-    At 20M (3 shards of 6.7M, each tree trained on its own rows) the partition degrades: 0.46
-    at 3%, 0.83 at 30% of the leaves, where a partition into the true clusters needs 14% for
-    0.95 (bench/RESULTS.md): the rule is not yet right for shards of large indexes.
-  - training_sample_size: 128 points per leaf, at least 100k, at most 1.25M (and n). ScaNN's
+    At 20M (3 shards sharing one tree of 17,889 leaves) the partition degrades: 0.63 at 3%,
+    0.89 at 30% of the leaves, where a partition into the true clusters needs 14% for 0.95
+    (bench/RESULTS.md; a tree per shard did worse: 0.46 and 0.82).
+  - training_sample_size: 128 points per leaf, at least 100k, at most 2M (and n). ScaNN's
     default 100k sample left only ~20 points per true cluster at 5M and k-means scattered
     clusters across leaves (recall collapsed to 0.59); training costs sample x leaves x
-    iterations (5M: 10 minutes on 2 cores), hence the cap.
+    iterations (5M: 10 minutes on 2 cores; 2M x 17,889 leaves at 20M: 34 minutes), hence
+    the cap. Sharded indexes share one tree, so it is trained once.
   - spherical k-means: the vectors are unit and scored by inner product, so the centroids
     should be directions too.
   - AH with 2 dims per block and anisotropic threshold 0.2 (ScaNN's recommended setting for
@@ -486,7 +487,7 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
       "algorithm": "tree_ah",
       "num_leaves": num_leaves,
       "num_leaves_to_search": int(min(num_leaves, max(8, math.ceil(0.03 * num_leaves)))),
-      "training_sample_size": int(min(n, max(100_000, min(1_250_000, 128 * num_leaves)))),
+      "training_sample_size": int(min(n, max(100_000, min(2_000_000, 128 * num_leaves)))),
       "training_iterations": 12,
       "spherical": True,
       "soar_lambda": None,
@@ -563,6 +564,37 @@ class ScannIndex(Index):
       pieces = list(source())
       ids = [i for piece_ids, _ in pieces for i in piece_ids]
       return cls.build(ids, np.concatenate([v for _, v in pieces]), params, model, total)
+    index, step = cls._train_on_sample(source, total, params, model)
+    if progress:
+      progress(len(index.ids))
+    seen = 0
+    for ids, vectors in source():
+      keep = np.ones(len(ids), dtype=bool)
+      keep[(-seen) % step::step] = False  # already in the index (the sample)
+      seen += len(ids)
+      index._insert(ids, vectors, np.flatnonzero(keep), progress)
+    index._check_size(total)
+    return index
+
+  @classmethod
+  def train_shared(cls, source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarray]]],
+                   total: int, params: Optional[dict] = None, model: Optional[dict] = None
+                   ) -> Optional["ScannIndex"]:
+    """A tree + AH codebooks for all total rows, trained on a sample spread over all of them.
+
+    The shards of a large index are then filled from it one at a time (refill): they share
+    one partition, chosen (leaves, sample) from the whole index's N, so a sharded index
+    partitions the data as one tree would, and the k-means cost is paid once.
+    Returns None when scann_params_for(total) needs no tree (small: brute force).
+    """
+    params = {**scann_params_for(total), **(params or {}), "shared_tree": True}
+    if params["algorithm"] != "tree_ah":
+      return None
+    return cls._train_on_sample(source, total, params, model)[0]
+
+  @classmethod
+  def _train_on_sample(cls, source, total, params, model) -> Tuple["ScannIndex", int]:
+    """(an index trained on and holding every step-th row of source, step)."""
     step = max(1, total // params["training_sample_size"])
     sample_ids, sample, seen = [], [], 0
     for ids, vectors in source():
@@ -575,29 +607,43 @@ class ScannIndex(Index):
     sample = np.concatenate(sample)
     index = cls.build(sample_ids, sample, {**params, "training_sample_size": len(sample)},
                       model, total)
-    del sample
-    if progress:
-      progress(len(sample_ids))
-    seen = 0
+    return index, step
+
+  def refill(self, source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarray]]],
+             count: int, progress: Optional[Callable[[int], None]] = None) -> "ScannIndex":
+    """Empties this index, keeping its trained tree and codebooks, and inserts source's rows.
+
+    Rows are numbered in source order. Used to fill the shards of a shared tree in turn.
+    """
+    raw = self.searcher.searcher
+    # ScaNN deletes by moving the last row into the freed slot: deleting from the end moves
+    # nothing.
+    for stop in range(raw.size(), 0, -INSERT_CHUNK):
+      raw.delete(list(range(stop - 1, max(stop - INSERT_CHUNK, 0) - 1, -1)))
+    if raw.size() != 0:
+      raise RuntimeError(f"ScaNN index holds {raw.size()} vectors after deleting all of them")
+    self.ids = []
     for ids, vectors in source():
-      keep = np.ones(len(ids), dtype=bool)
-      keep[(-seen) % step::step] = False  # already in the index (the sample)
-      seen += len(ids)
-      rows = np.flatnonzero(keep)
-      for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start:start + INSERT_CHUNK]
-        # The raw pybind searcher: ScannSearcher.upsert needs docids and keeps a Python dict
-        # of them (~2 GB at 20M); None means "a new datapoint", numbered in insertion order.
-        index.searcher.searcher.upsert([None] * len(chunk),
-                                       np.ascontiguousarray(vectors[chunk], np.float32),
-                                       INSERT_CHUNK)
-        index.ids.extend(ids[r] for r in chunk.tolist())
-        if progress:
-          progress(len(chunk))
-    if index.searcher.size() != total or len(index.ids) != total:
-      raise RuntimeError(f"streaming build holds {index.searcher.size()} vectors and "
-                         f"{len(index.ids)} ids, expected {total}")
-    return index
+      self._insert(ids, vectors, np.arange(len(ids)), progress)
+    self._check_size(count)
+    return self
+
+  def _insert(self, ids, vectors, rows: np.ndarray, progress=None) -> None:
+    for start in range(0, len(rows), INSERT_CHUNK):
+      chunk = rows[start:start + INSERT_CHUNK]
+      # The raw pybind searcher: ScannSearcher.upsert needs docids and keeps a Python dict
+      # of them (~2 GB at 20M); None means "a new datapoint", numbered in insertion order.
+      self.searcher.searcher.upsert([None] * len(chunk),
+                                    np.ascontiguousarray(vectors[chunk], np.float32),
+                                    INSERT_CHUNK)
+      self.ids.extend(ids[r] for r in chunk.tolist())
+      if progress:
+        progress(len(chunk))
+
+  def _check_size(self, expected: int) -> None:
+    if self.searcher.size() != expected or len(self.ids) != expected:
+      raise RuntimeError(f"streaming build holds {self.searcher.size()} vectors and "
+                         f"{len(self.ids)} ids, expected {expected}")
 
   def search(self, queries, k, leaves_to_search: Optional[int] = None,
              reorder: Optional[int] = None):
@@ -840,9 +886,12 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
 
   source() must yield the same total rows on every call (an embeddings directory, a
   deterministic generator). Rows are split evenly into shards of at most max_shard_size
-  (default_shard_size(D, kind)); a ScaNN shard is one tree trained on a sample of its rows and
-  filled by insertion (ScannIndex.build_streaming), a brute-force shard is copied into memory.
-  Each shard is written and freed before the next; output_dir appears atomically at the end.
+  (default_shard_size(D, kind)). ScaNN: one shard is one tree trained on a sample of its rows
+  and filled by insertion (ScannIndex.build_streaming); several shards share one tree, trained
+  once on a sample spread over all total rows with parameters chosen from total, and are
+  filled from it one after another (ScannIndex.train_shared, refill). A brute-force shard is
+  copied into memory. Each shard is written and freed before the next; output_dir appears
+  atomically at the end.
   """
   first = next(iter(source()), None)
   if first is None or total == 0:
@@ -857,12 +906,19 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
     from tqdm import tqdm
     bar = tqdm(total=total, unit="vec", unit_scale=True, desc="indexing")
   entries = []
+  shared = None
+  if kind == "scann" and num_shards > 1:
+    if bar is not None:
+      bar.set_description("training the shared tree")
+    shared = ScannIndex.train_shared(source, total, params=params, model=model)
   with atomic_directory(output_dir) as tmp:
     for i, (start, stop) in enumerate(zip(bounds, bounds[1:])):
       if bar is not None:
         bar.set_description(f"shard {i + 1}/{num_shards}")
       shard_source = lambda: _row_range(source(), start, stop)  # noqa: E731
-      if kind == "scann":
+      if shared is not None:
+        index = shared.refill(shard_source, stop - start, progress=bar.update if bar else None)
+      elif kind == "scann":
         index = ScannIndex.build_streaming(shard_source, stop - start, params=params,
                                            model=model, progress=bar.update if bar else None)
       elif kind == "brute_force":
@@ -882,8 +938,9 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
       del index
     if bar is not None:
       bar.close()
+    shard_params = {"shard_kind": kind, **({"shared_tree": True} if shared else {})}
     manifest = {"format": FORMAT, "kind": "sharded", "count": total, "dimension": dimension,
-                "params": {"shard_kind": kind, **(params or {})}, "model": dict(model or {}),
+                "params": {**shard_params, **(params or {})}, "model": dict(model or {}),
                 **_sharded_fields(tmp, entries)}
     _write_manifest(tmp, manifest)
   return manifest

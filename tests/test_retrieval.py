@@ -62,19 +62,20 @@ def test_scann_recall_against_brute_force(data, scann_index):
 @pytest.mark.parametrize("n", [5_000, 20_000, 100_000, 1_000_000, 5_000_000, 20_000_000])
 def test_scann_params_scale_with_n(n):
   # The documented rule: ~4 sqrt(n) leaves with >= 100 points each, >= 8 searched, a k-means
-  # sample of 128 per leaf within [100k, 1.25M] and never above n.
+  # sample of 128 per leaf within [100k, 2M] and never above n.
   params = retrieval.scann_params_for(n)
   leaves = params["num_leaves"]
   assert leaves == min(round(4 * n ** 0.5), n // 100)
   assert 8 <= params["num_leaves_to_search"] <= max(8, 0.031 * leaves)
-  assert params["training_sample_size"] == min(n, max(100_000, min(1_250_000, 128 * leaves)))
+  assert params["training_sample_size"] == min(n, max(100_000, min(2_000_000, 128 * leaves)))
   assert params["reorder_dtype"] == ("int8" if n >= 1_000_000 else "float32")
 
 
 def test_scann_shard_budget_fits_the_build():
-  # 20M x 300-d in one tree was killed at 24 GB; shards are capped at 8M x 300-d.
-  assert retrieval.default_shard_size(300, "scann") == 8_000_000
-  assert retrieval.default_shard_size(768, "scann") == 3_125_000
+  # 20M x 300-d in one tree was killed at 24 GB and a 6.7M shard peaked at 20.9 GB; shards
+  # are capped at 5M x 300-d.
+  assert retrieval.default_shard_size(300, "scann") == 5_000_000
+  assert retrieval.default_shard_size(768, "scann") == 1_953_125
 
 
 def test_brute_force_is_exact(monkeypatch):
@@ -230,6 +231,15 @@ def test_build_streaming_shards(tmp_path, data, kind):
   truth, _ = exact.search_ids(queries, 10)
   assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]) >= (
       1.0 if kind == "brute_force" else 0.95)
+  if kind == "scann":
+    # the shards share one tree and one AH codebook, trained once on a sample of all rows
+    assert manifest["params"]["shared_tree"] is True
+    for name in ("serialized_partitioner.pb", "ah_codebook.pb"):
+      files = {(tmp_path / "index" / s["path"] / "scann" / name).read_bytes()
+               for s in manifest["shards"]}
+      assert len(files) == 1, name
+    first = retrieval.read_manifest(str(tmp_path / "index" / manifest["shards"][0]["path"]))
+    assert first["params"]["num_leaves"] == retrieval.scann_params_for(len(db))["num_leaves"]
 
 
 @pytest.mark.parametrize("kind", ["brute_force", "scann"])
