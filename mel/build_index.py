@@ -25,8 +25,8 @@ def main(argv=None) -> int:
   parser.add_argument("--kind", choices=("scann", "brute_force"), default="scann")
   parser.add_argument("--max_shard_size", type=int, default=0,
                       help="vectors per index shard (default: scann 1.875 GB of int8 + codes, "
-                      "5M at 300-d, since a 6.7M shard took 20.9 GB to build; brute_force 2.4 GB "
-                      "of float32)")
+                      "5M at 300-d: a 5M shard of 20M's tree peaked at 19.1 GB; brute_force 2.4 "
+                      "GB of float32)")
   parser.add_argument("--no_verify", action="store_true",
                       help="skip the embeddings' checksums (sizes and shapes are still checked)")
   parser.add_argument("--overwrite", action="store_true",

@@ -52,11 +52,12 @@ KINDS = ("brute_force", "scann", "sharded")
 SCANN_BRUTE_FORCE_BELOW = 5_000
 # Default shard budgets. A brute-force shard holds float32 vectors (2.4 GB: 2M x 300-d). A ScaNN
 # shard holds int8 vectors + 4-bit codes (~1.25 bytes per dimension), but filling and saving it
-# peaks far above that, mostly in its last step (ScaNN's serialisation copies the index):
-# measured at 300-d, a 6.7M-row shard of a shared 20M tree peaked at 20.9 GB, ~14 GB of it while
-# saving; one 20M tree was killed at 24 GB. Shards share one tree, so more of them cost no
-# recall: 1.875 GB is 5M x 300-d or 2M x 768-d per shard, ~15.7 GB at the peak (scaled by rows
-# from the 6.7M figure, not measured).
+# peaks far above that, in its last step (ScaNN's serialisation), and the peak grows with the
+# tree's leaves more than with the shard's rows. Measured at 300-d, one shard of a shared tree:
+# 5M rows, 4,000 leaves: 7.1 GB; 5M rows, 17,889 leaves (20M's tree): 19.1 GB; 6.7M rows,
+# 17,889 leaves: 20.9 GB; one 20M tree was killed at 24 GB. Shards share one tree, so more of
+# them cost no recall: 1.875 GB is 5M x 300-d or 2M x 768-d per shard. Beyond ~20M x 300-d
+# (> 18k leaves) the save may not fit in 24 GB: not measured.
 DEFAULT_SHARD_BYTES = 2_400_000_000
 DEFAULT_SCANN_SHARD_BYTES = 1_875_000_000
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).

@@ -72,8 +72,8 @@ def test_scann_params_scale_with_n(n):
 
 
 def test_scann_shard_budget_fits_the_build():
-  # 20M x 300-d in one tree was killed at 24 GB and a 6.7M shard peaked at 20.9 GB; shards
-  # are capped at 5M x 300-d.
+  # 20M x 300-d in one tree was killed at 24 GB; a 6.7M shard of a shared 20M tree peaked at
+  # 20.9 GB, a 5M one at 19.1 GB; shards are capped at 5M x 300-d.
   assert retrieval.default_shard_size(300, "scann") == 5_000_000
   assert retrieval.default_shard_size(768, "scann") == 1_953_125
 
