@@ -5,8 +5,9 @@
 Trains a shared tree (ScannIndex.train_shared) on --sample points of the retrieval
 benchmark's synthetic 300-d data, fills it with --rows rows (refill) and saves it, printing
 RSS and the RSS high-water mark (VmHWM) after each step. What it showed (2026-12-03, 5M rows):
-7.1 GB at 4,000 leaves, 19.1 GB at 17,889 leaves (20M's tree; sample 400k), nearly all of it
-in the save: the tree's leaves drive the build peak, not the shard's rows (bench/RESULTS.md).
+7.12 GB at 4,000 leaves (this script's defaults: RSS 2.79 GB filled, 6.37 GB saved) and
+19.1 GB at 17,889 leaves (20M's tree; sample 400k; the same steps run from a scratch script),
+nearly all of it in the save: the tree's leaves drive the build peak, not the shard's rows.
 """
 import argparse
 import os
