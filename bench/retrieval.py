@@ -34,7 +34,8 @@ call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
                      iterations, no spilling), + large sample (200 per leaf), + spherical,
                      + 25 iterations, + SOAR spilling, all (+ 25 iterations + SOAR); these
                      use mel's earlier 2 sqrt(N) leaves. +leaves: mel's current rule (4
-                     sqrt(N) leaves, 128 sample points per leaf up to 2M).
+                     sqrt(N) leaves, 128 sample points per leaf up to 2M). +4dims: that rule
+                     with 4 dims per AH block (75 blocks, not 150).
 
 faiss-cpu is a benchmark-only dependency: pip install -r requirements-bench.txt.
 The machine may be shared with other jobs: timings are wall clock on whatever cores are free.
@@ -268,6 +269,8 @@ def scann_params(method: str, n: int, variant: str = "") -> dict:
       "all": {**earlier, "training_iterations": 25, "soar_lambda": 1.5,
               "overretrieve_factor": 2.0},
       "+leaves": {},  # mel's current rule: the earlier one with twice the leaves
+      # mel's current rule with half the AH blocks: half the codes, half ScaNN's save overhead
+      "+4dims": {"dims_per_block": 4},
       "independent-shards": {},  # mel's parameters, but shards built apart (see build_child)
       "": {},
   }
@@ -462,7 +465,8 @@ def main(argv=None) -> int:
   parser.add_argument("--ablation_size", default="", help="size for the ablation (default: "
                       "the largest of --sizes that is at most 5M)")
   parser.add_argument("--ablation_variants",
-                      default="independent-shards,before,+sample,+spherical,+iterations,+soar,all")
+                      default="independent-shards,before,+sample,+spherical,+iterations,+soar,"
+                      "all,+leaves,+4dims")
   parser.add_argument("--scann_shard_size", type=int, default=0,
                       help="max vectors per ScaNN index shard (default: mel's, 5M at 300-d)")
   parser.add_argument("--json", default="", help="write (and update) all figures here")

@@ -1,20 +1,42 @@
 """Builds a nearest-entity index over encoded entities (a mel.embeddings directory).
 
     python -m mel.build_index --embeddings out/entity_embeddings --output out/index \
-        [--kind scann|brute_force] [--max_shard_size N]
+        [--kind scann|brute_force] [--max_shard_size N] [--scann_param KEY=VALUE ...]
 
 The embeddings are streamed (read twice: a ScaNN tree is trained on a sample spread over all
 rows, then every row is inserted), so the float32 vectors never sit in memory at once. Above
 --max_shard_size vectors the index is split into shards that share one ScaNN tree (trained
 once) and are filled and written one at a time. The output is
 written atomically: --output holds either the previous complete index or the new one. Load it
-with mel.retrieval.load_index. A progress bar counts vectors (and names the shard).
+with mel.retrieval.load_index. A progress bar counts vectors (and names the shard); before
+training, a line says how much memory saving a shard will take (ScaNN copies its codebook once
+per leaf while it saves: ~11 GB for 20M x 300-d) and a warning says when that exceeds what is
+available. --scann_param overrides mel.retrieval.scann_params_for's choice, e.g.
+dims_per_block=4 (half the codes and half that copy) or num_leaves=8000.
 An index already at --output that was built from the same embeddings (same model, export step,
 entity table and embeddings directory) with the same kind is reused; --overwrite rebuilds it.
 """
 import argparse
+import json
 import sys
 import time
+
+
+def parse_scann_params(pairs) -> dict:
+  """["num_leaves=8000", "spherical=false"] -> {"num_leaves": 8000, "spherical": False}."""
+  from mel import retrieval
+  known = retrieval.scann_params_for(10**6)
+  params = {}
+  for pair in pairs:
+    key, sep, value = pair.partition("=")
+    if not sep or key not in known:
+      raise ValueError(f"--scann_param {pair!r}: expected KEY=VALUE with KEY one of "
+                       f"{', '.join(sorted(known))}")
+    try:
+      params[key] = json.loads(value)
+    except json.JSONDecodeError:
+      params[key] = value   # a bare string, e.g. reorder_dtype=int8
+  return params
 
 
 def main(argv=None) -> int:
@@ -27,12 +49,21 @@ def main(argv=None) -> int:
                       help="vectors per index shard (default: scann 1.875 GB of int8 + codes, "
                       "5M at 300-d: a 5M shard of 20M's tree peaked at 19.1 GB; brute_force 2.4 "
                       "GB of float32)")
+  parser.add_argument("--scann_param", action="append", default=[], metavar="KEY=VALUE",
+                      help="override one of ScaNN's parameters (repeatable), e.g. "
+                      "dims_per_block=4, num_leaves=8000, training_sample_size=1000000")
   parser.add_argument("--no_verify", action="store_true",
                       help="skip the embeddings' checksums (sizes and shapes are still checked)")
   parser.add_argument("--overwrite", action="store_true",
                       help="rebuild even when --output holds an index of these embeddings")
   args = parser.parse_args(argv)
   from mel import embeddings, retrieval
+  try:
+    params = parse_scann_params(args.scann_param)
+  except ValueError as e:
+    parser.error(str(e))
+  if params and args.kind != "scann":
+    parser.error("--scann_param applies to --kind scann only")
   started = time.time()
   try:
     if not args.overwrite and retrieval.index_is_current(args.output, args.embeddings, args.kind):
@@ -41,7 +72,7 @@ def main(argv=None) -> int:
       return 0
     manifest = retrieval.build_index_from_embeddings(
         args.embeddings, args.output, kind=args.kind, max_shard_size=args.max_shard_size or None,
-        verify=not args.no_verify, progress=True)
+        params=params or None, verify=not args.no_verify, progress=True)
   except embeddings.EmbeddingsError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1

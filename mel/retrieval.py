@@ -53,13 +53,19 @@ SCANN_BRUTE_FORCE_BELOW = 5_000
 # Default shard budgets. A brute-force shard holds float32 vectors (2.4 GB: 2M x 300-d). A ScaNN
 # shard holds int8 vectors + 4-bit codes (~1.25 bytes per dimension), but filling and saving it
 # peaks far above that, in its last step (ScaNN's serialisation), and the peak grows with the
-# tree's leaves more than with the shard's rows. Measured at 300-d, one shard of a shared tree:
-# 5M rows, 4,000 leaves: 7.1 GB; 5M rows, 17,889 leaves (20M's tree): 19.1 GB; 6.7M rows,
-# 17,889 leaves: 20.9 GB; one 20M tree was killed at 24 GB. Shards share one tree, so more of
-# them cost no recall: 1.875 GB is 5M x 300-d or 2M x 768-d per shard. Beyond ~20M x 300-d
-# (> 18k leaves) the save may not fit in 24 GB: not measured.
+# tree's leaves more than with the shard's rows (SCANN_SAVE_BYTES_PER_LEAF_CENTRE says why).
+# Measured at 300-d, one shard of a shared tree: 5M rows, 4,000 leaves: 7.1 GB; 5M rows, 17,889
+# leaves (20M's tree): 19.1 GB; 6.7M rows, 17,889 leaves: 20.9 GB; one 20M tree was killed at
+# 24 GB. Shards share one tree, so more of them cost no recall: 1.875 GB is 5M x 300-d or 2M x
+# 768-d per shard.
 DEFAULT_SHARD_BYTES = 2_400_000_000
 DEFAULT_SCANN_SHARD_BYTES = 1_875_000_000
+# ScaNN 1.4.2 serialises a tree-AH searcher by asking every leaf for its factory options, and
+# each leaf answers with its own protobuf copy of the AH codebook (16 centres per block), all
+# held at once: ~270 bytes per centre per leaf, whatever the leaf holds. Measured with
+# bench/scann_shard_memory.py (2,000 leaves, 300-d): 0.63 MB per leaf at 2 dims per block
+# (150 blocks), 0.28 MB at 4, 1.38 MB at 1; 20M's 17,889 leaves at 2 dims: ~11 GB.
+SCANN_SAVE_BYTES_PER_LEAF_CENTRE = 270
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
 INSERT_CHUNK = 100_000
 
@@ -476,6 +482,9 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
     should be directions too.
   - AH with 2 dims per block and anisotropic threshold 0.2 (ScaNN's recommended setting for
     inner product), then exact reordering of the top `reorder` candidates (>= 4k at search).
+    Saving holds one codebook copy per leaf (scann_save_overhead_bytes: ~11 GB at 20M);
+    dims_per_block 4 halves it and the codes, but needs 4x the reordering and tops out lower
+    (5M: recall@100 0.929 against 0.952 at 20% of the leaves; build peak 8.2 against 12.4 GB).
   - reorder_dtype int8 once there are >= 1M vectors in all: 4x less memory than float32
     (20M x 300-d: 6 GB, not 24 GB) at a measured recall cost at 1M of ~0.005 in recall@100
     and ~0.02 in recall@10 (bench/RESULTS.md).
@@ -498,6 +507,42 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
       "reorder": 400,
       "reorder_dtype": "int8" if total >= 1_000_000 else "float32",
   }
+
+
+def scann_save_overhead_bytes(params: dict, dimension: int) -> int:
+  """Memory ScaNN's save of one tree-AH index (or shard) takes beyond the index itself.
+
+  num_leaves x AH blocks x 16 centres x SCANN_SAVE_BYTES_PER_LEAF_CENTRE: the per-leaf
+  codebook copies, the same for every shard of a shared tree. 0 for ScaNN brute force.
+  """
+  if params.get("algorithm") != "tree_ah":
+    return 0
+  blocks = math.ceil(dimension / params["dims_per_block"])
+  return int(params["num_leaves"]) * blocks * 16 * SCANN_SAVE_BYTES_PER_LEAF_CENTRE
+
+
+def scann_save_peak_bytes(params: dict, dimension: int, rows: int) -> int:
+  """A lower bound on the memory a process needs to fill and save a ScaNN shard of rows.
+
+  The shard (int8 vectors, unpacked AH codes and ScaNN's copies of both while it writes them:
+  ~2 x dimension + blocks bytes per row) plus scann_save_overhead_bytes. The measured peaks
+  were 12-26% higher (5M rows, 4,000 leaves: 7.12 GB against 6.34; 6.7M rows, 17,889 leaves:
+  20.9 GB against 16.6), from the trained tree, Python's ids and allocator slack.
+  """
+  blocks = math.ceil(dimension / params.get("dims_per_block", 2))
+  return rows * (2 * dimension + blocks) + scann_save_overhead_bytes(params, dimension)
+
+
+def _available_memory() -> Optional[int]:
+  """MemAvailable in bytes (Linux), or None where /proc/meminfo does not say."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
 
 
 class ScannIndex(Index):
@@ -908,6 +953,9 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
     bar = tqdm(total=total, unit="vec", unit_scale=True, desc="indexing")
   entries = []
   shared = None
+  if kind == "scann":
+    _warn_if_save_will_not_fit(params, dimension, max(b - a for a, b in zip(bounds, bounds[1:])),
+                               total, bar)
   if kind == "scann" and num_shards > 1:
     if bar is not None:
       bar.set_description("training the shared tree")
@@ -945,6 +993,32 @@ def build_streaming(source: Callable[[], Iterable[Tuple[Sequence[str], np.ndarra
                 **_sharded_fields(tmp, entries)}
     _write_manifest(tmp, manifest)
   return manifest
+
+
+def _warn_if_save_will_not_fit(params: Optional[dict], dimension: int, shard_rows: int,
+                               total: int, bar=None) -> None:
+  """Warns before training (which can take an hour) when the save cannot fit in memory."""
+  # one shard or several sharing a tree: the leaves come from all rows (train_shared)
+  full = {**scann_params_for(total, total), **(params or {})}
+  if full["algorithm"] != "tree_ah":
+    return
+  need = scann_save_peak_bytes(full, dimension, shard_rows)
+  available = _available_memory()
+  summary = (f"ScaNN: {full['num_leaves']:,} leaves, "
+             f"{math.ceil(dimension / full['dims_per_block'])} AH blocks; saving a shard "
+             f"of {shard_rows:,} rows needs at least {need / 1e9:.1f} GB "
+             f"({scann_save_overhead_bytes(full, dimension) / 1e9:.1f} GB of it ScaNN's "
+             f"per-leaf codebook copies)")
+  if bar is not None:
+    bar.write(summary + (f"; {available / 1e9:.1f} GB available" if available else ""),
+              file=sys.stderr)
+  if available is not None and need > available:
+    import warnings
+    warnings.warn(f"{summary}, but only {available / 1e9:.1f} GB is available: the build "
+                  "will probably run out of memory when it saves. Use fewer leaves or more "
+                  "dims per block (params num_leaves / dims_per_block), or smaller shards "
+                  "(max_shard_size; the codebook copies do not shrink with it).", RuntimeWarning,
+                  stacklevel=3)
 
 
 def _model_of_embeddings(embeddings_dir: str, source_manifest: dict) -> dict:

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -240,6 +241,37 @@ def test_build_streaming_shards(tmp_path, data, kind):
       assert len(files) == 1, name
     first = retrieval.read_manifest(str(tmp_path / "index" / manifest["shards"][0]["path"]))
     assert first["params"]["num_leaves"] == retrieval.scann_params_for(len(db))["num_leaves"]
+
+
+def test_scann_save_estimate():
+  params = retrieval.scann_params_for(20_000_000)
+  assert params["num_leaves"] == 17_889 and params["dims_per_block"] == 2
+  # 17,889 leaves x 150 blocks x 16 centres x 270 B: the ~11 GB the 20M saves took
+  overhead = retrieval.scann_save_overhead_bytes(params, 300)
+  assert 11e9 < overhead < 12e9
+  assert retrieval.scann_save_overhead_bytes({**params, "dims_per_block": 4}, 300) == overhead // 2
+  assert retrieval.scann_save_overhead_bytes(retrieval.scann_params_for(1000), 300) == 0
+  # the measured peak of a 5M shard of that tree was 19.1 GB: the bound stays below it
+  assert 14e9 < retrieval.scann_save_peak_bytes(params, 300, 5_000_000) < 19.1e9
+
+
+def test_build_streaming_warns_before_training_when_the_save_cannot_fit(tmp_path, data,
+                                                                        monkeypatch):
+  db, _ = data
+  ids = make_ids(len(db))
+  monkeypatch.setattr(retrieval, "_available_memory", lambda: 1_000_000)
+  trained = []
+  monkeypatch.setattr(retrieval.ScannIndex, "build_streaming",
+                      classmethod(lambda cls, *a, **k: trained.append(1) or 1 / 0))
+  with pytest.warns(RuntimeWarning, match=r"200 leaves.*only 0.0 GB is available"):
+    with pytest.raises(ZeroDivisionError):
+      retrieval.build_streaming(pieces_of(ids, db, [20_000]), str(tmp_path / "i"), len(db))
+  assert trained == [1]   # the warning came first
+  monkeypatch.setattr(retrieval, "_available_memory", lambda: 10**12)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    with pytest.raises(ZeroDivisionError):
+      retrieval.build_streaming(pieces_of(ids, db, [20_000]), str(tmp_path / "i"), len(db))
 
 
 @pytest.mark.parametrize("kind", ["brute_force", "scann"])
@@ -483,6 +515,25 @@ def test_cli(tmp_path, data):
                       "--output", out, timeout=300)
   assert result.returncode == 1 and "manifest.json" in result.stderr
   assert len(retrieval.load_index(out)) == 900   # a failed run left the old index alone
+
+
+def test_cli_scann_params(tmp_path, data):
+  db, _ = data
+  emb = str(tmp_path / "emb")
+  write_embeddings(emb, db[:12_000], [6000, 6000], {"name": "m"})
+  out = str(tmp_path / "index")
+  result = run_module("mel.build_index", "--embeddings", emb, "--output", out,
+                      "--scann_param", "dims_per_block=4", "--scann_param", "num_leaves=50",
+                      timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  # the memory line comes before training: 50 leaves x 64 / 4 blocks
+  assert "ScaNN: 50 leaves, 16 AH blocks; saving a shard of 12,000 rows" in result.stderr
+  params = retrieval.load_index(out).shards[0].params
+  assert params["dims_per_block"] == 4 and params["num_leaves"] == 50
+  result = run_module("mel.build_index", "--embeddings", emb, "--output", out, "--overwrite",
+                      "--scann_param", "leaves=50", timeout=300)
+  assert result.returncode == 2 and "'leaves=50'" in result.stderr
+  assert "num_leaves" in result.stderr   # names the keys it knows
 
 
 def test_serving_does_not_import_tensorflow(tmp_path, data):
