@@ -34,6 +34,7 @@ import math
 import os
 import sys
 import types
+import warnings
 from collections.abc import Sequence
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
@@ -1013,7 +1014,6 @@ def _warn_if_save_will_not_fit(params: Optional[dict], dimension: int, shard_row
     bar.write(summary + (f"; {available / 1e9:.1f} GB available" if available else ""),
               file=sys.stderr)
   if available is not None and need > available:
-    import warnings
     warnings.warn(f"{summary}, but only {available / 1e9:.1f} GB is available: the build "
                   "will probably run out of memory when it saves. Use fewer leaves or more "
                   "dims per block (params num_leaves / dims_per_block), or smaller shards "
