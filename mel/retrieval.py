@@ -518,20 +518,25 @@ def scann_save_overhead_bytes(params: dict, dimension: int) -> int:
   """
   if params.get("algorithm") != "tree_ah":
     return 0
-  blocks = math.ceil(dimension / params["dims_per_block"])
-  return int(params["num_leaves"]) * blocks * 16 * SCANN_SAVE_BYTES_PER_LEAF_CENTRE
+  return int(params["num_leaves"]) * _ah_blocks(params, dimension) * 16 * \
+      SCANN_SAVE_BYTES_PER_LEAF_CENTRE
+
+
+def _ah_blocks(params: dict, dimension: int) -> int:
+  """AH subspaces (blocks) a tree-AH index codes each vector into."""
+  return math.ceil(dimension / params["dims_per_block"])
 
 
 def scann_save_peak_bytes(params: dict, dimension: int, rows: int) -> int:
-  """A lower bound on the memory a process needs to fill and save a ScaNN shard of rows.
+  """A lower bound on the memory a process needs to fill and save a tree-AH ScaNN shard.
 
   The shard (int8 vectors, unpacked AH codes and ScaNN's copies of both while it writes them:
   ~2 x dimension + blocks bytes per row) plus scann_save_overhead_bytes. The measured peaks
   were 12-26% higher (5M rows, 4,000 leaves: 7.12 GB against 6.34; 6.7M rows, 17,889 leaves:
   20.9 GB against 16.6), from the trained tree, Python's ids and allocator slack.
   """
-  blocks = math.ceil(dimension / params.get("dims_per_block", 2))
-  return rows * (2 * dimension + blocks) + scann_save_overhead_bytes(params, dimension)
+  return (rows * (2 * dimension + _ah_blocks(params, dimension)) +
+          scann_save_overhead_bytes(params, dimension))
 
 
 def _available_memory() -> Optional[int]:
@@ -1006,7 +1011,7 @@ def _warn_if_save_will_not_fit(params: Optional[dict], dimension: int, shard_row
   need = scann_save_peak_bytes(full, dimension, shard_rows)
   available = _available_memory()
   summary = (f"ScaNN: {full['num_leaves']:,} leaves, "
-             f"{math.ceil(dimension / full['dims_per_block'])} AH blocks; saving a shard "
+             f"{_ah_blocks(full, dimension)} AH blocks; saving a shard "
              f"of {shard_rows:,} rows needs at least {need / 1e9:.1f} GB "
              f"({scann_save_overhead_bytes(full, dimension) / 1e9:.1f} GB of it ScaNN's "
              f"per-leaf codebook copies)")

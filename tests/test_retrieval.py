@@ -246,7 +246,8 @@ def test_build_streaming_shards(tmp_path, data, kind):
 def test_scann_save_estimate():
   params = retrieval.scann_params_for(20_000_000)
   assert params["num_leaves"] == 17_889 and params["dims_per_block"] == 2
-  # 17,889 leaves x 150 blocks x 16 centres x 270 B: the ~11 GB the 20M saves took
+  # 17,889 leaves x 150 blocks x 16 centres x 270 B: the codebook copies in each 20M save
+  # (which raised RSS by ~14 GB, the shard's data copies included)
   overhead = retrieval.scann_save_overhead_bytes(params, 300)
   assert 11e9 < overhead < 12e9
   assert retrieval.scann_save_overhead_bytes({**params, "dims_per_block": 4}, 300) == overhead // 2
