@@ -1,8 +1,8 @@
-"""Beam: a model dir's entity table -> entity embeddings (mel.embeddings shards), on any runner.
+"""Beam: a model dir's entity table -> entity embeddings (mel.retrieval.embeddings shards), on any runner.
 
     beam run encode_entities --model_dir DIR --output DIR [--num_shards N] [--batch_size 256]
 
-The same step as `python -m mel.encode_entities`, for Dataflow: Beam's RunInference with a
+The same step as `python -m mel.retrieval.encode`, for Dataflow: Beam's RunInference with a
 TensorFlow model handler (TFModelHandlerTensor, loading the exported entity tower, which takes
 raw strings). Entities go to shards by a stable hash of their id and are sorted by id within a
 shard; the manifest is written last (its presence means the run completed). Counts: lines read
@@ -88,7 +88,7 @@ class WriteShard(beam.DoFn):
     self.output = output
 
   def process(self, element):
-    from mel import embeddings
+    from mel.retrieval import embeddings
     import numpy as np
     index, items = element
     items = sorted(items)
@@ -104,7 +104,7 @@ class WriteShard(beam.DoFn):
 
 def write_manifest(entries: List[dict], output: str, num_shards: int, model: dict,
                    lines_read: int, rejected: int) -> dict:
-  from mel import embeddings
+  from mel.retrieval import embeddings
   dimensions = {entry.pop("dimension") for entry in entries}
   if len(dimensions) > 1:
     raise ValueError(f"shards disagree on the dimension: {sorted(dimensions)}")
@@ -163,7 +163,8 @@ def run(argv: Optional[List[str]] = None) -> dict:
                       help="0: one shard per 100,000 entities")
   parser.add_argument("--batch_size", type=int, default=256)
   args, beam_args = parser.parse_known_args(argv)
-  from mel import encode_entities, entity_table
+  from mel.retrieval import encode as encode_entities
+  from mel import entity_table
   model = encode_entities.model_identity(args.model_dir)
   count = entity_table.count(os.path.join(args.model_dir, entity_table.FILENAME))
   num_shards = args.num_shards or max(1, -(-count // 100000))

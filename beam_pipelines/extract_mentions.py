@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import summary as summary_lib
-from beam_pipelines import titles
+from mel.wikipedia import titles
 from beam_pipelines import transforms
 from mel import records
 

@@ -17,11 +17,11 @@ from typing import Optional, Tuple
 import apache_beam as beam
 
 from beam_pipelines import descriptions
-from beam_pipelines import dump_reader
+from mel.wikipedia import dump_reader
 from beam_pipelines import splits
-from beam_pipelines import titles
+from mel.wikipedia import titles
 from beam_pipelines import wikidata
-from beam_pipelines import wikitext
+from mel.wikipedia import wikitext
 from mel import languages
 from mel import schema
 

@@ -12,7 +12,7 @@ Configurations:
   demo  the model directory as trained by the demo (its export, index, entities, dictionary);
   base  the paper's mention tower shape, random weights: 4-layer mBERT-base (hidden 768, 12
         heads, intermediate 3072, vocab 119,547; the demo vocabulary padded with filler
-        tokens, so tokenisation is the demo's), embedding_dim 300, exported as mel.export does
+        tokens, so tokenisation is the demo's), embedding_dim 300, exported as mel.training.export does
         (in a child process: building it needs the training code); an index of random 300-d
         unit vectors over the demo's entity ids; the demo's entity table and dictionary.
         It has no entity tower, so full mode does not score prior entities the search missed.
@@ -54,7 +54,7 @@ TOWER_BATCH = 64
 
 
 def base_encoder_config():
-  from mel import configs
+  from mel.training import configs
   return configs.EncoderConfig(vocab_size=BASE_VOCAB, hidden_size=768, num_layers=4,
                                num_attention_heads=12, intermediate_size=3072)
 
@@ -65,8 +65,10 @@ def build_base_model(model_dir: str, demo_dir: str) -> None:
 
   import tensorflow as tf
 
-  from mel import export, retrieval, tokenization
-  from mel.input_layout import InputBuilder
+  from mel.training import export, tokenization
+
+  from mel.retrieval import index as retrieval
+  from mel.training.input_layout import InputBuilder
   from mel.modeling.text_tower import TextTower
   tokens = tokenization.load_vocab(os.path.join(demo_dir, "vocab.txt"))
   tokens += [f"fill{i}" for i in range(BASE_VOCAB - len(tokens))]
@@ -159,7 +161,9 @@ def measure_tower(linker, docs, seconds: float = 10.0) -> dict:
 def run(args):
   import tensorflow as tf
 
-  from mel import configs, linker as L
+  from mel.training import configs
+
+  from mel.linking import linker as L
   rows = []
   docs_all = load_documents(args.mining_dir, max(args.docs, args.base_docs), args.doc_chars)
   print(f"link benchmark: {os.cpu_count()} cores ({train_step.cpu_name()}); {len(docs_all)} "

@@ -12,7 +12,7 @@ the measure and every query is linked. Per mode:
   precision    accuracy among the linked ones (what a caller keeping non-NIL links gets)
 
 This is the figure behind the defaults in mel/linker.py (prior weight, threshold), not a
-retrieval evaluation: for binned R@k use `python -m mel.evaluate`.
+retrieval evaluation: for binned R@k use `python -m mel.evaluation.evaluate`.
 """
 import argparse
 import json
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   import mel
-  from mel import evaluate
+  from mel.evaluation import evaluate
   queries, _ = evaluate.load_holdout(args.holdout)
   if args.limit:
     queries = queries[:args.limit]

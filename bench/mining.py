@@ -6,7 +6,7 @@ Measured in one process, in this order:
   1. baseline: read every dump with the same streaming reader and call mwparserfromhell.parse
      on each article (namespace 0, not a redirect) in a plain Python loop. This is the least
      work any mwparserfromhell-based miner does.
-  2. per-page: the same loop calling beam_pipelines.wikitext.parse_page (clean text, link
+  2. per-page: the same loop calling mel.wikipedia.wikitext.parse_page (clean text, link
      offsets, accounting, description) instead of the bare parse.
   3. start-up: the pipeline on a one-page dump. This is the fixed cost of a run (importing
      TensorFlow and Beam's runner code, building the graph, ~40 stages, finalising empty
@@ -41,7 +41,7 @@ ARTICLES_104 = 60_000_000
 
 
 def _articles(paths):
-  from beam_pipelines import dump_reader
+  from mel.wikipedia import dump_reader
   for path in paths:
     site = None
     for item in dump_reader.read_dump(path):
@@ -64,7 +64,7 @@ def baseline(paths):
 
 
 def per_page(paths):
-  from beam_pipelines import wikitext
+  from mel.wikipedia import wikitext
   start = time.perf_counter()
   n = links = 0
   for site, page in _articles(paths):

@@ -20,7 +20,7 @@ and recall@100 against the exact top-100 (k = 100), single-query p50/p99 latency
 call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
 
   exact              numpy brute force in memory (mel's BruteForceIndex); needs N x 1.2 KB RAM
-  scann              mel's ScaNN index as mel.build_index makes it (retrieval.build_streaming:
+  scann              mel's ScaNN index as mel.retrieval.build_index makes it (retrieval.build_streaming:
                      one tree trained on a global sample, every row inserted), float32 reorder
   scann_int8         the same with int8 reordering (mel's choice for >= 1M vectors)
   faiss_ivfpq        FAISS IVF{nlist},PQ150x4fs (4-bit fast scan, ScaNN AH's analogue)
@@ -130,7 +130,7 @@ class Synthetic:
 
 def exact_top_k(gen: Synthetic, queries: np.ndarray, k: int = K):
   """Streams every shard: (rows int64 [Q, k], scores [Q, k], labels of the rows [Q, k])."""
-  from mel import retrieval
+  from mel.retrieval import index as retrieval
   best_rows = np.zeros((len(queries), 0), np.int64)
   best_scores = np.zeros((len(queries), 0), np.float32)
   labels = np.empty(gen.n, np.int32)
@@ -285,7 +285,7 @@ def faiss_nlist(n: int) -> int:
 
 
 def build_child(method: str, n: int, path: str, shard_size: int, variant: str = "") -> dict:
-  from mel import retrieval
+  from mel.retrieval import index as retrieval
   gen = Synthetic(n)
   started = time.perf_counter()
   machine_before, own_before = busy_cores_seconds()
@@ -360,12 +360,12 @@ def serve_child(method: str, n: int, path: str, queries, truth, latency_queries:
     wait_for_quiet(quiet_wait)  # other jobs on the 2 cores skew latency and QPS
   started = time.perf_counter()
   if method == "exact":
-    from mel import retrieval
+    from mel.retrieval import index as retrieval
     gen = Synthetic(n)
     index = retrieval.BruteForceIndex.build([f"E{i}" for i in range(n)], gen.all())
     search = lambda q, _: index.search(q, K)[0]  # noqa: E731
   elif method.startswith("scann") or method == "ablation":
-    from mel import retrieval
+    from mel.retrieval import index as retrieval
     index = retrieval.load_index(path, verify=False)
     to_generator_row = None  # set after the RSS reading below
 
@@ -481,7 +481,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quiet_wait", type=float, default=120.0,
                       help="before serving, wait up to this long for other jobs to go quiet")
   args = parser.parse_args(argv)
-  from mel import retrieval
+  from mel.retrieval import index as retrieval
   methods = METHODS if args.methods == "all" else tuple(args.methods.split(","))
   sizes = [parse_size(s) for s in args.sizes.split(",")]
   ablation_size = (parse_size(args.ablation_size) if args.ablation_size

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from retrieval import DIM, Synthetic, memory_status, parse_size  # bench/retrieval.py  # noqa: E402
 
-from mel import retrieval  # noqa: E402
+from mel.retrieval import index as retrieval  # noqa: E402
 
 
 def main(argv=None) -> int:

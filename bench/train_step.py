@@ -8,7 +8,7 @@ Configurations (batch 64, sequence 64, mention-entity task only, no hard negativ
   b  the paper's towers: 4-layer mBERT-base shape (hidden 768, 12 heads, intermediate 3072),
      vocab 119,547, embedding_dim 300, dropout 0.1 (EncoderConfig's defaults).
 Variants (none changes the model's math):
-  base        mel.train.build_train_loop as it is, float32;
+  base        mel.training.train.build_train_loop as it is, float32;
   frozen_emb  diagnostic only: both word-embedding tables left out of the trainable set, so
               their gradient and AdamW update are not computed (not a way to train);
   dense_grad  the word-embedding gradients (IndexedSlices) made dense before AdamW, so AdamW
@@ -21,7 +21,7 @@ Variants (none changes the model's math):
 
 Each (config, variant) runs in its own child process (fresh TF state and a clean peak RSS).
 The child measures float32 tf.matmul at the model's biggest shape ([B*L, H] x [H, I]), builds
-the model and optimizer as mel.train does, feeds synthetic random token ids from an in-memory,
+the model and optimizer as mel.training.train does, feeds synthetic random token ids from an in-memory,
 repeated tf.data dataset through the default strategy, compiles and warms up, times whole
 train_loop calls for >= --seconds, then measures the matmul again (best of all runs counts).
 
@@ -61,7 +61,7 @@ VARIANTS = ("base", "frozen_emb", "dense_grad", "xla", "bf16", "inter1")
 
 def model_config(name: str):
   """The ModelConfig of configuration a or b."""
-  from mel import configs
+  from mel.training import configs
   if name == "a":
     model = configs.load(str(ROOT / "configs/demo_cpu.yaml")).model
     model.encoder.vocab_size = VOCAB_A
@@ -129,7 +129,7 @@ def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_pe
   import tf_keras
   if variant == "inter1":
     tf.config.threading.set_inter_op_parallelism_threads(1)
-  from mel import configs, optimization, train
+  from mel.training import configs, optimization, train
   from mel.modeling.dual_encoder import build_dual_encoder
 
   model_cfg = model_config(config_name)
@@ -152,7 +152,7 @@ def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_pe
     optimizer = optimization.create_optimizer(train_cfg)
     optimizer.build(model.trainable_variables)
   if variant == "bf16":
-    # mel.train sums the losses into float32 totals; under mixed_bfloat16 they come out bfloat16.
+    # mel.training.train sums the losses into float32 totals; under mixed_bfloat16 they come out bfloat16.
     def task_losses(features, training=True, inner=model.task_losses):
       return {k: tf.cast(v, tf.float32) for k, v in inner(features, training).items()}
     model.task_losses = task_losses

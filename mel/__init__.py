@@ -1,7 +1,7 @@
 """mel: multilingual entity linking to WikiData (Botha et al. 2020, "Entity Linking in 100 Languages").
 
 Importing `mel` is cheap: TensorFlow and Beam are imported only by the modules that need them.
-`mel.link` and `mel.load` import the serving code (mel.linker) on first call.
+`mel.link` and `mel.load` import the serving code (mel.linking.linker) on first call.
 
     import mel
     mentions = mel.link("Η Αθήνα είναι η πρωτεύουσα της Ελλάδας.", "el")   # $MEL_MODEL_DIR
@@ -11,13 +11,13 @@ __version__ = "0.1.0"
 
 
 def link(text, lang, **kwargs):
-  """Linked mentions of text in language lang: see mel.linker.link (model from $MEL_MODEL_DIR
+  """Linked mentions of text in language lang: see mel.linking.linker.link (model from $MEL_MODEL_DIR
   or model_dir=...)."""
-  from mel import linker
+  from mel.linking import linker
   return linker.link(text, lang, **kwargs)
 
 
 def load(path=None, **kwargs):
-  """A Linker for a model directory (local or gs://): see mel.linker.load."""
-  from mel import linker
+  """A Linker for a model directory (local or gs://): see mel.linking.linker.load."""
+  from mel.linking import linker
   return linker.load(path, **kwargs)

@@ -1,7 +1,7 @@
 """How mention strings are compared: one normalisation for the alias table and the spotter.
 
 Anchor texts from training and spans found in new text must meet on the same key, so both
-`mel.alias_table` (P(entity | mention string), evaluation baseline) and `mel.mention_detection`
+`mel.evaluation.alias_table` (P(entity | mention string), evaluation baseline) and `mel.linking.spotter`
 (the offline spotter) normalise with `normalize_surface`.
 """
 import unicodedata

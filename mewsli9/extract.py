@@ -4,11 +4,11 @@
         --mining_dir out/mining --output DIR [--redirect_dumps GLOB[,GLOB]] \
         [--keep_page_entities] [--max_redirect_hops 4] [--max_docs N]
 
-WikiNews dumps are MediaWiki dumps like Wikipedia's, read with beam_pipelines.dump_reader.
+WikiNews dumps are MediaWiki dumps like Wikipedia's, read with mel.wikipedia.dump_reader.
 Per article (namespace 0, not a redirect):
 
 1. **Text**: the wikitext is parsed with mwparserfromhell and turned into clean text by the
-   mining pipeline's own walk (beam_pipelines.wikitext: templates, refs, tables dropped;
+   mining pipeline's own walk (mel.wikipedia.wikitext: templates, refs, tables dropped;
    anchors kept with their offsets), so a Wikipedia page gives the mining run's text.
 2. **End sections**: the page is cut at the first top-level heading that names a page-final
    section (sources, references, external links, related news, see also, ...): patterns per
@@ -21,7 +21,7 @@ Per article (namespace 0, not a redirect):
    `[[Title|…]]` and `[[:xx:Title|…]]`. (On a WikiNews dump `[[Title]]` and `[[:xx:Title]]` link
    to WikiNews pages, in its own and another language's WikiNews: not mentions.) The mention is
    the displayed anchor, trail included, as in mining.
-4. **Resolution**: the title is normalised as MediaWiki does (beam_pipelines.titles), followed
+4. **Resolution**: the title is normalised as MediaWiki does (mel.wikipedia.titles), followed
    through redirects of that Wikipedia (read from --redirect_dumps; at most --max_redirect_hops,
    loops detected), then looked up in the KB: the mining run's entities (their sitelinks). A
    link that does not resolve is counted under its reason and dropped, as in the paper; so is
@@ -31,7 +31,7 @@ Output (mewsli9.reader's format): `<output>/<lang>/docs.tsv, mentions.tsv, text/
 language directory written whole and renamed into place, plus `<output>/summary.json`, written
 last. Only documents with at least one mention are written (as in the release). docid is
 `<lang>-<page id>`; revid is empty (the dump reader keeps the last revision's text, not its id);
-freq_bin is the entity's bin by its training mentions in the mining run (mel.evaluate's bins);
+freq_bin is the entity's bin by its training mentions in the mining run (mel.evaluation.evaluate's bins);
 qid_in_refs is whether the entity has an English Wikipedia sitelink.
 
 Accounting (summary.json, printed): links found = mentions + unresolved (by reason) + links that
@@ -53,7 +53,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import mwparserfromhell
 
-from beam_pipelines import dump_reader, titles, wikitext
+from mel.wikipedia import dump_reader, titles, wikitext
 from mel import languages
 from mewsli9 import reader
 
@@ -115,7 +115,7 @@ PAGE_ONLY_ENTITY = "page_only_entity"
 REDIRECT_TO_NON_ARTICLE = "redirect_to_non_article"
 REDIRECT_LOOP = "redirect_loop"
 REDIRECT_CHAIN_TOO_LONG = "redirect_chain_too_long"
-# Reasons a link is not a Wikipedia link (besides beam_pipelines.wikitext's skip reasons).
+# Reasons a link is not a Wikipedia link (besides mel.wikipedia.wikitext's skip reasons).
 SAME_PROJECT_LINK = "same_project_link"
 SPAN_PAST_TEXT_END = "span_past_text_end"
 
@@ -405,7 +405,7 @@ def extract(dumps: List[str], mining_dir: str, output: str, *, redirect_dumps=()
             progress: bool = True) -> dict:
   """Runs the extraction; returns the summary (also <output>/summary.json)."""
   from tqdm import tqdm
-  from mel.evaluate import frequency_bin
+  from mel.evaluation.evaluate import frequency_bin
   started = time.time()
   counts = collections.defaultdict(collections.Counter)   # lang -> counter
   articles: List[_Article] = []

@@ -12,7 +12,7 @@ The TSVs have a header line and csv quoting (a field holding a tab, quote or lin
 quoted, `""` is a quote inside it), as pandas writes them. `position` and `length` count
 Unicode code points of the text; `text_md5` is the MD5 of the text file's bytes; `qid_in_refs`
 is "True"/"False" (the entity has an English Wikipedia page); `freq_bin` 0-5 is the frequency
-bin of the entity in the paper's training data (mel.evaluate.BIN_LABELS).
+bin of the entity in the paper's training data (mel.evaluation.evaluate.BIN_LABELS).
 
 `read_dataset` raises Mewsli9FormatError, naming the file and line, when a file cannot be read
 as this format (missing column, non-integer position, ...). Content problems are reported, not

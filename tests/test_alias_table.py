@@ -1,9 +1,9 @@
-"""mel.alias_table: P(entity | mention string) counts, ranking, language back-off, files."""
+"""mel.evaluation.alias_table: P(entity | mention string) counts, ranking, language back-off, files."""
 import gzip
 
 import pytest
 
-from mel.alias_table import HEADER, AliasTable, AliasTableError
+from mel.evaluation.alias_table import HEADER, AliasTable, AliasTableError
 
 TRAINING = [  # (language, anchor text, entity)
     ("en", "Paris", "Q90"), ("en", "paris", "Q90"), ("en", "PARIS", "Q90"),

@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mel import configs  # noqa: E402
-from mel.modeling import bert_init  # noqa: E402
+from mel.training import configs  # noqa: E402
+from mel.training import bert_init  # noqa: E402
 from mel.modeling.text_tower import TextTower  # noqa: E402
 
 VOCAB, HIDDEN, HEADS, INTER, LAYERS, POSITIONS = 40, 16, 2, 32, 3, 32
@@ -192,7 +192,7 @@ def test_the_paper_config_trains_from_a_release_shaped_checkpoint(mini_mining, t
       "num_hidden_layers": 4, "pooler_fc_size": 768, "pooler_num_attention_heads": 12,
       "pooler_num_fc_layers": 3, "pooler_size_per_head": 128, "pooler_type": "first_token_transform",
       "type_vocab_size": 2, "vocab_size": vocab_size}))
-  from mel import tokenization
+  from mel.training import tokenization
   filler = [f"fill{i}" for i in range(vocab_size - len(tokenization.RESERVED_TOKENS))]
   (release / "vocab.txt").write_text("\n".join(tokenization.RESERVED_TOKENS + filler) + "\n")
 

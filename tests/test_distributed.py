@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from mel import configs
+    from mel.training import configs
     from mel.modeling.dual_encoder import build_dual_encoder
 
     config = configs.ModelConfig(kind="F", embedding_dim=8, scale=10.0,

@@ -1,4 +1,4 @@
-"""beam_pipelines.dump_reader on real dumps, other compressions, and the edge-case files."""
+"""mel.wikipedia.dump_reader on real dumps, other compressions, and the edge-case files."""
 import bz2
 import gzip
 import lzma
@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from beam_pipelines import dump_reader
-from beam_pipelines import titles
+from mel.wikipedia import dump_reader
+from mel.wikipedia import titles
 
 
 def _read(path):

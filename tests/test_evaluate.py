@@ -1,4 +1,4 @@
-"""mel.evaluate: frequency bins, R@k, micro vs macro, reports; end to end on the mini model."""
+"""mel.evaluation.evaluate: frequency bins, R@k, micro vs macro, reports; end to end on the mini model."""
 import json
 import os
 import shutil
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from mel import evaluate
-from mel.evaluate import BIN_LABELS, Query, frequency_bin, gold_ranks, recall_report
+from mel.evaluation import evaluate
+from mel.evaluation.evaluate import BIN_LABELS, Query, frequency_bin, gold_ranks, recall_report
 
 
 @pytest.mark.parametrize("count, expected", [
@@ -128,11 +128,11 @@ def test_evaluation_imports_no_beam_and_no_training_code():
   """What evaluation imports (eagerly or in its functions), in a fresh interpreter."""
   import subprocess
   import sys
-  code = ("import sys, mel.evaluate, mel.alias_table, mel.mine_negatives, mel.encode_entities, "
-          "mel.retrieval, mel.records, mel.configs, mewsli9.reader, matplotlib, tqdm; "
+  code = ("import sys, mel.evaluation.evaluate, mel.evaluation.alias_table, mel.retrieval.negatives, mel.retrieval.encode, "
+          "mel.retrieval.index, mel.records, mel.training.configs, mewsli9.reader, matplotlib, tqdm; "
           "print(sorted(m for m in sys.modules if m.split('.')[0] in "
           "('apache_beam', 'beam_pipelines', 'official', 'tensorflow') or "
-          "m.startswith(('mel.train', 'mel.modeling', 'mel.data'))))")
+          "m.startswith(('mel.training.train', 'mel.modeling', 'mel.training.inputs'))))")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == "[]"
@@ -152,7 +152,7 @@ def test_k_parsing():
 @pytest.fixture(scope="module")
 def mini_index(mini_model, tmp_path_factory):
   """Exact index over the mini model's entity encodings (the two CLIs, run in-process)."""
-  from mel import build_index, encode_entities
+  from mel.retrieval import build_index, encode as encode_entities
   model_dir, _ = mini_model
   root = tmp_path_factory.mktemp("eval_index")
   assert encode_entities.main(["--model_dir", str(model_dir), "--output",
@@ -165,10 +165,10 @@ def mini_index(mini_model, tmp_path_factory):
 @pytest.mark.slow
 def test_evaluate_cli_on_the_mini_holdout(mini_model, mini_mining, mini_index, tmp_path):
   from mel import records
-  from mel.alias_table import AliasTable
+  from mel.evaluation.alias_table import AliasTable
   model_dir, mining = mini_model[0], str(mini_mining[0])
   pattern = f"{mining}/mentions/holdout-*.tfrecord.gz"
-  result = run_module("mel.evaluate", "--model_dir", model_dir, "--index", mini_index,
+  result = run_module("mel.evaluation.evaluate", "--model_dir", model_dir, "--index", mini_index,
                       "--name", "F", "--dataset", f"holdout:{pattern}", "--k", "1,5,20",
                       "--output", tmp_path / "eval")
   assert result.returncode == 0, result.stderr[-3000:]

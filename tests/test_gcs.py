@@ -52,7 +52,7 @@ def _upload(path, name):
 
 
 def test_dump_reader_reads_gs_paths(emulator, shared_data):
-  from beam_pipelines import dump_reader
+  from mel.wikipedia import dump_reader
   _upload(shared_data / "wikipedia/mini/viwiki-mini.xml.bz2", "dumps/viwiki-mini.xml.bz2")
   items = list(dump_reader.read_dump(f"gs://{BUCKET}/dumps/viwiki-mini.xml.bz2"))
   assert items[0].wiki == "viwiki" and len(items) == 1 + 111

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from mel import linker as L, mention_detection as md
-from mel.retrieval import BruteForceIndex
+from mel.linking import linker as L, spotter as md
+from mel.retrieval.index import BruteForceIndex
 
 DIM = 8
 ENTITIES = {"E:paris": "capital of France", "E:paris_tx": "city in Texas",
@@ -166,7 +166,7 @@ def test_megabytes_of_text_go_through_in_bounded_batches(fake):
 
 
 def test_importing_mel_is_cheap_and_a_missing_model_is_explained(monkeypatch):
-  code = ("import sys, mel; assert 'tensorflow' not in sys.modules and 'mel.linker' not in "
+  code = ("import sys, mel; assert 'tensorflow' not in sys.modules and 'mel.linking.linker' not in "
           "sys.modules; print('ok')")
   assert subprocess.run([sys.executable, "-c", code], capture_output=True,
                         text=True).stdout.strip() == "ok"
@@ -193,9 +193,9 @@ def model_dir(mini_model, mini_mining, tmp_path_factory):
   shutil.copytree(source / "export", target / "export")
   shutil.copy(source / "entities.tsv", target / "entities.tsv")
   for module, *args in (
-      ("mel.encode_entities", "--model_dir", target, "--output", target / "embeddings"),
-      ("mel.build_index", "--embeddings", target / "embeddings", "--output", target / "index"),
-      ("mel.build_dictionary", "--mining_dir", mini_mining[0], "--output",
+      ("mel.retrieval.encode", "--model_dir", target, "--output", target / "embeddings"),
+      ("mel.retrieval.build_index", "--embeddings", target / "embeddings", "--output", target / "index"),
+      ("mel.linking.build_dictionary", "--mining_dir", mini_mining[0], "--output",
        target / "dictionary", "--no_progress")):
     result = run_module(module, *args)
     assert result.returncode == 0, f"{module}: {result.stderr[-3000:]}"
@@ -243,8 +243,8 @@ for lang, x in json.loads(sys.stdin.read()).items():
     fast += [m.to_dict() for m in linker.link(text, lang, spans=spans, fast=True, title=title)]
     full += [m.to_dict() for m in linker.link(text, lang, spans=spans, title=title)]
   out[lang] = [spotted, fast, full]
-bad = sorted(m for m in sys.modules if m.startswith(("apache_beam", "official", "mel.train",
-             "mel.modeling", "mel.data", "beam_pipelines")))
+bad = sorted(m for m in sys.modules if m.startswith(("apache_beam", "official", "mel.training.train",
+             "mel.modeling", "mel.training.inputs", "beam_pipelines")))
 print(json.dumps({{"out": out, "imported": bad}}))
 """
   result = subprocess.run([sys.executable, "-c", code], input=json.dumps(held_out),
@@ -280,7 +280,7 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
   source.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs) +
                     "{not json\n", encoding="utf-8")
   output = tmp_path / "out.jsonl"
-  result = run_module("mel.cli", "link", "--model_dir", model_dir, "--input", source,
+  result = run_module("mel.linking.cli", "link", "--model_dir", model_dir, "--input", source,
                       "--output", output, "--top_k", "2", "--threshold", "0.3",
                       "--min_linked", "1", "--min_link_prob", "0.01")
   assert result.returncode == 1, result.stderr[-3000:]   # two lines failed
@@ -294,7 +294,7 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
 
   text = held_out["uk"]["text"][:600]
   result = subprocess.run(
-      [sys.executable, "-m", "mel.cli", "link", "-i", "--lang", "el", "--model_dir",
+      [sys.executable, "-m", "mel.linking.cli", "link", "-i", "--lang", "el", "--model_dir",
        str(model_dir), "--fast", "--min_linked", "1", "--min_link_prob", "0.01"],
       input=f":lang uk\n{text}\n:lang zz\n:quit\n",
       capture_output=True, text=True, timeout=300,
@@ -303,7 +303,7 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
   assert "uk> " in result.stderr and "unsupported language 'zz'" in result.stderr
   assert "1. " in result.stdout and ("score" in result.stdout or "NIL" in result.stdout)
 
-  result = run_module("mel.cli", "link", "--text", "x", "--lang", "en")
+  result = run_module("mel.linking.cli", "link", "--text", "x", "--lang", "en")
   assert result.returncode == 1 and "MEL_MODEL_DIR" in result.stderr
 
 

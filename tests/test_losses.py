@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mel import configs  # noqa: E402
+from mel.training import configs  # noqa: E402
 from mel.modeling import losses  # noqa: E402
 from mel.modeling.dual_encoder import build_dual_encoder  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""beam_pipelines.sentences.first_sentence on real Wikipedia paragraphs and constructed cases.
+"""mel.wikipedia.sentences.first_sentence on real Wikipedia paragraphs and constructed cases.
 
 Real paragraphs come from the mini dumps in ../shared/data/wikipedia/mini (parsed with
 wikitext.parse_page, as the pipeline does) and from the German wikitext pages; a few are quoted
@@ -9,10 +9,10 @@ import bz2
 
 import pytest
 
-from beam_pipelines import dump_reader
-from beam_pipelines import sentences
-from beam_pipelines import titles
-from beam_pipelines import wikitext
+from mel.wikipedia import dump_reader
+from mel.wikipedia import sentences
+from mel.wikipedia import titles
+from mel.wikipedia import wikitext
 
 first_sentence = sentences.first_sentence
 

@@ -1,12 +1,12 @@
-"""beam_pipelines.titles: title normalisation, link classification, page namespaces."""
+"""mel.wikipedia.titles: title normalisation, link classification, page namespaces."""
 import bz2
 import functools
 import re
 
 import pytest
 
-from beam_pipelines import dump_reader
-from beam_pipelines import titles
+from mel.wikipedia import dump_reader
+from mel.wikipedia import titles
 
 # Localised namespace names as a <siteinfo> gives them (lower-cased), plus the canonical English
 # names that titles.CANONICAL_NAMESPACES adds on every wiki.

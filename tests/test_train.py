@@ -17,9 +17,10 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from conftest import DEMO_CONFIG, run_module, train_overrides  # noqa: E402
-from mel import configs, entity_table, records, schema, tokenization  # noqa: E402
-from mel.data import TrainingInputs  # noqa: E402
-from mel.input_layout import InputBuilder  # noqa: E402
+from mel.training import configs, tokenization  # noqa: E402
+from mel import entity_table, records, schema
+from mel.training.inputs import TrainingInputs  # noqa: E402
+from mel.training.input_layout import InputBuilder  # noqa: E402
 
 pytestmark = pytest.mark.slow
 DEMO = str(DEMO_CONFIG)
@@ -221,7 +222,7 @@ def test_build_vocab_writes_an_mbert_layout_vocabulary(mini_mining, mini_vocab, 
   ids = tokenizer.tokenize(tf.constant([m.left_context + m.mention for m in mentions]))
   unknown = float(np.mean(ids.flat_values.numpy() == tokenizer.unk_id))
   assert unknown < 0.01   # learned from these texts: almost every word is covered
-  result = run_module("mel.build_vocab", "--mining_dir", tmp_path / "nothing", "--output",
+  result = run_module("mel.training.vocabulary", "--mining_dir", tmp_path / "nothing", "--output",
                       tmp_path / "v.txt")
   assert result.returncode == 1 and "no files match" in result.stderr
   assert not (tmp_path / "v.txt").exists()

@@ -7,7 +7,7 @@ import pytest
 from beam_pipelines import summary
 from beam_pipelines import transforms as T
 from beam_pipelines import wikidata
-from beam_pipelines import wikitext
+from mel.wikipedia import wikitext
 from mel import schema
 
 A, R, U = T.ARTICLE_NODE, T.REDIRECT_NODE, T.UNPARSED_NODE

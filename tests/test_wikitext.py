@@ -1,10 +1,10 @@
-"""beam_pipelines.wikitext: clean text, link offsets, link accounting, descriptions."""
+"""mel.wikipedia.wikitext: clean text, link offsets, link accounting, descriptions."""
 import mwparserfromhell
 import pytest
 
-from beam_pipelines import dump_reader
-from beam_pipelines import titles
-from beam_pipelines import wikitext
+from mel.wikipedia import dump_reader
+from mel.wikipedia import titles
+from mel.wikipedia import wikitext
 
 EN = titles.SiteInfo("enwiki", "en", "first-letter", {"file": 6, "category": 14})
 

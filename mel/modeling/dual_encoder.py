@@ -9,7 +9,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
-from mel import configs
+from mel.training import configs
 from mel.modeling import losses
 from mel.modeling.entity_embedding import EntityEmbedding
 from mel.modeling.text_tower import TextTower

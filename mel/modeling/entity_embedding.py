@@ -7,7 +7,7 @@ import tf_keras
 class EntityEmbedding(tf_keras.Model):
   """Entity rows int32 [B] -> unit vectors [B, embedding_dim].
 
-  Rows index the entity table (mel.data.entity table, line number = row). Initialised
+  Rows index the entity table (mel.training.inputs.entity table, line number = row). Initialised
   randomly (the paper: Model E embeddings are not pretrained). On TPU a table of 20M rows
   belongs in TPU embedding; here a plain Keras embedding.
   """

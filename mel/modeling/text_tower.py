@@ -6,7 +6,7 @@ import tf_keras
 from official.modeling import tf_utils
 from official.nlp.modeling import networks
 
-from mel import configs
+from mel.training import configs
 
 
 def build_bert_encoder(config: configs.EncoderConfig) -> networks.BertEncoderV2:

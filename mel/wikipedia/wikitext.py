@@ -19,8 +19,8 @@ from typing import List, NamedTuple, Optional, Tuple
 import mwparserfromhell
 from mwparserfromhell import nodes as mw_nodes
 
-from beam_pipelines import sentences
-from beam_pipelines import titles
+from mel.wikipedia import sentences
+from mel.wikipedia import titles
 
 # Tags whose contents are not prose (the link-skip reason is "in_<group>").
 _DROPPED_TAGS = {

@@ -1,10 +1,10 @@
 """Encodes every entity of a model dir with its exported entity tower.
 
-    python -m mel.encode_entities --model_dir out/models/demo_f/round0 --output out/models/demo_f/round0/embeddings \
+    python -m mel.retrieval.encode --model_dir out/models/demo_f/round0 --output out/models/demo_f/round0/embeddings \
         [--batch_size 256] [--shard_size 100000]
 
 Reads the model dir's entity table (entities.tsv: ids and the texts the tower reads) and
-export/entity_encoder (a SavedModel taking raw strings), and writes mel.embeddings shards. Each
+export/entity_encoder (a SavedModel taking raw strings), and writes mel.retrieval.embeddings shards. Each
 shard is written whole (temp + rename) and a rerun skips finished shards, so a killed run
 resumes where it stopped; a run for another model (other export step or entity table) starts
 over. At scale the same step runs on Dataflow: `beam run encode_entities` (RunInference).
@@ -21,7 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from mel import embeddings, entity_table, files  # noqa: E402
+from mel.retrieval import embeddings  # noqa: E402
+
+from mel import entity_table, files
 
 EXPORT_DIR = "export"
 ENTITY_ENCODER = "entity_encoder"
@@ -58,7 +60,7 @@ def _prepare_output(output: str, identity: dict, overwrite: bool) -> None:
     with open(run_path, encoding="utf-8") as f:
       previous = json.load(f)
     if previous != identity or overwrite:
-      print(f"[mel.encode_entities] {output} holds embeddings of another model or run; "
+      print(f"[mel.retrieval.encode] {output} holds embeddings of another model or run; "
             "starting over", file=sys.stderr)
       shutil.rmtree(output)
   elif os.path.isdir(output) and os.listdir(output):
@@ -104,14 +106,14 @@ def encode_entities(model_dir: str, output: str, batch_size: int = 256,
     embeddings.write_shard(output, index, [row[0] for row in shard], np.concatenate(vectors))
   bar.close()
   manifest = embeddings.write_manifest(output, num_shards, model=identity)
-  print(f"[mel.encode_entities] {manifest['count']} entities x {manifest['dimension']} in "
+  print(f"[mel.retrieval.encode] {manifest['count']} entities x {manifest['dimension']} in "
         f"{num_shards} shard(s) ({done} reused) -> {output} in {time.time() - started:.1f}s",
         file=sys.stderr)
   return manifest
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.encode_entities",
+  parser = argparse.ArgumentParser(prog="python -m mel.retrieval.encode",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--model_dir", required=True)
   parser.add_argument("--output", required=True, help="embeddings directory to write")
@@ -125,7 +127,7 @@ def main(argv=None) -> int:
     encode_entities(args.model_dir, args.output, args.batch_size, args.shard_size,
                     args.overwrite)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
-    print(f"[mel.encode_entities] error: {e}", file=sys.stderr)
+    print(f"[mel.retrieval.encode] error: {e}", file=sys.stderr)
     return 1
   return 0
 

@@ -1,19 +1,19 @@
 """Builds the spotter's surface-form dictionary from a mining output.
 
-    python -m mel.build_dictionary --mining_dir out/mining --output MODEL_DIR/dictionary \
+    python -m mel.linking.build_dictionary --mining_dir out/mining --output MODEL_DIR/dictionary \
         [--min_linked 1] [--min_link_prob 0.001] [--max_units 24]
 
 For every language: each training mention's anchor text, normalised with
 `mel.surface_forms.normalize_surface`, is a form; `linked` counts its anchors (and the
 entities they link to). Then every training document's clean text is normalised and walked
-unit by unit (`mel.mention_detection.find_all`, the spotter's own matching: word boundaries in
+unit by unit (`mel.linking.spotter.find_all`, the spotter's own matching: word boundaries in
 space-delimited scripts, characters in ja/zh/th) and every occurrence of a form of that
 language is counted as `seen` (overlapping occurrences included). link_prob = linked / seen
 (seen is raised to linked where anchors sit inside words, e.g. [[Paris]]ian). Only the
 training split is read: held-out documents stay unseen for evaluation.
 
 Forms with fewer than --min_linked anchors or a link_prob below --min_link_prob are not kept
-(the spotter applies its own, stricter thresholds when linking; see mel.mention_detection).
+(the spotter applies its own, stricter thresholds when linking; see mel.linking.spotter).
 The output directory (forms.tsv + manifest.json with the parameters, counts per language, the
 mining run's summary.json checksum and the file's sha256) is written atomically: a directory
 with a manifest is complete. A rerun on the same mining run with the same parameters reuses
@@ -32,7 +32,7 @@ from typing import Dict, Optional
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mel import mention_detection as md  # noqa: E402
+from mel.linking import spotter as md  # noqa: E402
 from mel.surface_forms import normalize_surface  # noqa: E402
 
 
@@ -172,14 +172,14 @@ def main(argv=None) -> int:
                      min_link_prob=args.min_link_prob, max_units=args.max_units,
                      progress=not args.no_progress, overwrite=args.overwrite)
   except (FileNotFoundError, ValueError) as e:
-    print(f"[mel.build_dictionary] error: {e}", file=sys.stderr)
+    print(f"[mel.linking.build_dictionary] error: {e}", file=sys.stderr)
     return 1
   if manifest.get("reused"):
-    print(f"[mel.build_dictionary] {args.output} already holds this mining run's dictionary; "
+    print(f"[mel.linking.build_dictionary] {args.output} already holds this mining run's dictionary; "
           f"reused (--overwrite rebuilds it)", file=sys.stderr)
     return 0
   langs = ", ".join(f"{lang} {c['forms']:,}" for lang, c in sorted(manifest["languages"].items()))
-  print(f"[mel.build_dictionary] {args.output}: forms per language: {langs}; "
+  print(f"[mel.linking.build_dictionary] {args.output}: forms per language: {langs}; "
         f"{manifest['document_chars']:,} characters of training documents read in "
         f"{manifest['seconds']} s", file=sys.stderr)
   return 0

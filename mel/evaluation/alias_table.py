@@ -1,6 +1,6 @@
 """The alias-table baseline: P(entity | mention string) from training anchors (paper Sec. 5.5).
 
-    python -m mel.alias_table --mining_dir out/mining --output out/alias_table.tsv.gz
+    python -m mel.evaluation.alias_table --mining_dir out/mining --output out/alias_table.tsv.gz
 
 The paper compares its dual encoder with "an alias table baseline that retrieves entities based
 on the prior probability of an entity given the observed mention string". Here:
@@ -141,7 +141,7 @@ class AliasTable:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.alias_table",
+  parser = argparse.ArgumentParser(prog="python -m mel.evaluation.alias_table",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--mining_dir", required=True, help="mining output (mentions/train-*)")
   parser.add_argument("--output", required=True, help="TSV file (.gz: gzip)")
@@ -149,11 +149,11 @@ def main(argv=None) -> int:
   try:
     table = AliasTable.from_mining(args.mining_dir, progress=True)
   except (FileNotFoundError, ValueError) as e:
-    print(f"[mel.alias_table] error: {e}", file=sys.stderr)
+    print(f"[mel.evaluation.alias_table] error: {e}", file=sys.stderr)
     return 1
   table.save(args.output)
   skipped = ", ".join(f"{k} {v}" for k, v in sorted(table.skipped.items())) or "none"
-  print(f"[mel.alias_table] {table.num_mentions} training mentions -> {len(table.pooled)} "
+  print(f"[mel.evaluation.alias_table] {table.num_mentions} training mentions -> {len(table.pooled)} "
         f"strings, {table.num_pairs} (language, string, entity) entries; skipped: {skipped} -> "
         f"{args.output}", file=sys.stderr)
   return 0

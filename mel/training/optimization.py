@@ -2,7 +2,7 @@
 import tensorflow as tf
 import tf_keras
 
-from mel import configs
+from mel.training import configs
 
 
 @tf_keras.utils.register_keras_serializable(package="mel")

@@ -16,7 +16,7 @@ import os
 import tensorflow as tf
 
 from mel import entity_table
-from mel.input_layout import InputBuilder
+from mel.training.input_layout import InputBuilder
 
 MENTION_ENCODER = "mention_encoder"
 ENTITY_ENCODER = "entity_encoder"

@@ -1,14 +1,14 @@
 """Round 0 and the hard-negative rounds of a config, one command (paper Sec. 5.2.4).
 
-    python -m mel.rounds --config configs/model_f_plus.yaml --work_dir DIR \
+    python -m mel.training.rounds --config configs/model_f_plus.yaml --work_dir DIR \
         [--params_override k=v,...] [--tpu NAME|local]
 
 Runs, in DIR:
   round0/                    `python -m mel.train` with the config as it is
   for r = 1 .. rounds.count:
-    round{r-1}/embeddings/   `python -m mel.encode_entities` (the previous round's entity tower)
-    round{r-1}/index/        `python -m mel.build_index --kind rounds.index_kind`
-    negatives_round{r}/      `python -m mel.mine_negatives` (top rounds.k, ratio rounds.ratio)
+    round{r-1}/embeddings/   `python -m mel.retrieval.encode` (the previous round's entity tower)
+    round{r-1}/index/        `python -m mel.retrieval.build_index --kind rounds.index_kind`
+    negatives_round{r}/      `python -m mel.retrieval.negatives` (top rounds.k, ratio rounds.ratio)
     round{r}/                `python -m mel.train`, a new invocation: train.steps =
                              rounds.steps, train.init_from_model_dir = round{r-1},
                              data.hard_negatives = negatives_round{r}
@@ -29,7 +29,7 @@ import subprocess
 import sys
 from typing import List, Optional
 
-from mel import configs
+from mel.training import configs
 
 ROUND_DIR = "round{round}"
 NEGATIVES_DIR = "negatives_round{round}"
@@ -41,7 +41,7 @@ class StageError(RuntimeError):
 
 
 def log(message: str) -> None:
-  print(f"[mel.rounds] {message}", file=sys.stderr, flush=True)
+  print(f"[mel.training.rounds] {message}", file=sys.stderr, flush=True)
 
 
 def round_dir(work_dir: str, r: int) -> str:
@@ -76,9 +76,9 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
 
   def encode_and_index(r):
     model = round_dir(work_dir, r)
-    stages.append((f"round {r}: entity encodings", "mel.encode_entities",
+    stages.append((f"round {r}: entity encodings", "mel.retrieval.encode",
                    ["--model_dir", model, "--output", os.path.join(model, "embeddings")]))
-    stages.append((f"round {r}: {rounds.index_kind} index", "mel.build_index",
+    stages.append((f"round {r}: {rounds.index_kind} index", "mel.retrieval.build_index",
                    ["--embeddings", os.path.join(model, "embeddings"), "--output",
                     os.path.join(model, "index"), "--kind", rounds.index_kind]))
 
@@ -86,7 +86,7 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
     if r > 0:
       encode_and_index(r - 1)
       previous = round_dir(work_dir, r - 1)
-      stages.append((f"round {r}: hard negatives from round {r - 1}", "mel.mine_negatives",
+      stages.append((f"round {r}: hard negatives from round {r - 1}", "mel.retrieval.negatives",
                      ["--model_dir", previous, "--index", os.path.join(previous, "index"),
                       "--output", negatives_dir(work_dir, r), "--mining_dir",
                       config.data.mining_dir, "--k", str(rounds.k), "--ratio",
@@ -98,7 +98,7 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
     if tpu:
       train_args += ["--tpu", tpu]
     what = "from the config" if r == 0 else f"from round {r - 1} on its hard negatives"
-    stages.append((f"round {r}: training {what}", "mel.train", train_args))
+    stages.append((f"round {r}: training {what}", "mel.training.train", train_args))
   encode_and_index(rounds.count)
   return stages
 
@@ -127,14 +127,14 @@ def run(config_path: str, work_dir: str, user_overrides: str = "",
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.rounds",
+  parser = argparse.ArgumentParser(prog="python -m mel.training.rounds",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--config", required=True, help="YAML experiment config with a rounds "
                       "section (configs/model_f_plus.yaml)")
   parser.add_argument("--work_dir", required=True, help="round0/, round1/, ... go here")
   parser.add_argument("--params_override", default="",
                       help="overrides for every round, e.g. rounds.count=1,data.mining_dir=D")
-  parser.add_argument("--tpu", default=None, help="passed to mel.train")
+  parser.add_argument("--tpu", default=None, help="passed to mel.training.train")
   args = parser.parse_args(argv)
   try:
     model_dirs = run(args.config, args.work_dir, args.params_override, args.tpu)

@@ -1,6 +1,6 @@
-"""Builds a nearest-entity index over encoded entities (a mel.embeddings directory).
+"""Builds a nearest-entity index over encoded entities (a mel.retrieval.embeddings directory).
 
-    python -m mel.build_index --embeddings out/entity_embeddings --output out/index \
+    python -m mel.retrieval.build_index --embeddings out/entity_embeddings --output out/index \
         [--kind scann|brute_force] [--max_shard_size N] [--scann_param KEY=VALUE ...]
 
 The embeddings are streamed (read twice: a ScaNN tree is trained on a sample spread over all
@@ -8,10 +8,10 @@ rows, then every row is inserted), so the float32 vectors never sit in memory at
 --max_shard_size vectors the index is split into shards that share one ScaNN tree (trained
 once) and are filled and written one at a time. The output is
 written atomically: --output holds either the previous complete index or the new one. Load it
-with mel.retrieval.load_index. A progress bar counts vectors (and names the shard); before
+with mel.retrieval.index.load_index. A progress bar counts vectors (and names the shard); before
 training, a line says how much memory saving a shard will take (ScaNN copies its codebook once
 per leaf while it saves: ~11 GB for 20M x 300-d) and a warning says when that exceeds what is
-available. --scann_param overrides mel.retrieval.scann_params_for's choice, e.g.
+available. --scann_param overrides mel.retrieval.index.scann_params_for's choice, e.g.
 dims_per_block=4 (half the codes and half that copy) or num_leaves=8000.
 An index already at --output that was built from the same embeddings (same model, export step,
 entity table and embeddings directory) with the same kind is reused; --overwrite rebuilds it.
@@ -24,7 +24,7 @@ import time
 
 def parse_scann_params(pairs) -> dict:
   """["num_leaves=8000", "spherical=false"] -> {"num_leaves": 8000, "spherical": False}."""
-  from mel import retrieval
+  from mel.retrieval import index as retrieval
   known = retrieval.scann_params_for(10**6)
   params = {}
   for pair in pairs:
@@ -40,9 +40,9 @@ def parse_scann_params(pairs) -> dict:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.build_index",
+  parser = argparse.ArgumentParser(prog="python -m mel.retrieval.build_index",
                                    description=__doc__.split("\n")[0])
-  parser.add_argument("--embeddings", required=True, help="mel.embeddings directory")
+  parser.add_argument("--embeddings", required=True, help="mel.retrieval.embeddings directory")
   parser.add_argument("--output", required=True, help="index directory to write")
   parser.add_argument("--kind", choices=("scann", "brute_force"), default="scann")
   parser.add_argument("--max_shard_size", type=int, default=0,
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
   parser.add_argument("--overwrite", action="store_true",
                       help="rebuild even when --output holds an index of these embeddings")
   args = parser.parse_args(argv)
-  from mel import embeddings, retrieval
+  from mel.retrieval import embeddings, index as retrieval
   try:
     params = parse_scann_params(args.scann_param)
   except ValueError as e:

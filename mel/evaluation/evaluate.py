@@ -1,11 +1,11 @@
 """Evaluation: R@k by the gold entity's training frequency and by language (paper Sec. 5.2.1, 5.5).
 
-    python -m mel.evaluate --model_dir M [--index M/index] [--name F] [--model_dir M2 ...] \
+    python -m mel.evaluation.evaluate --model_dir M [--index M/index] [--name F] [--model_dir M2 ...] \
         --dataset holdout:GLOB | mewsli9:DIR [--k 1,10,100] [--mining_dir D] [--output DIR]
 
 Each query (a mention in context with its gold entity) goes to every system: the dual encoders
 given (mention tower of the exported SavedModel, then the entity index) and the alias table
-baseline (mel.alias_table, built from the same mining run's training mentions). A system's
+baseline (mel.evaluation.alias_table, built from the same mining run's training mentions). A system's
 answer is a ranked list of entity ids; R@k is the share of queries whose gold entity is among
 the first k. As in the paper:
 
@@ -30,7 +30,7 @@ Outputs in --output (default <first model_dir>/eval/<dataset kind>): evaluation.
 figure, and which model, index, dataset, counts and alias table produced them), evaluation.md
 (tables shaped like the paper's Table 6, plus per language), recall_by_bin.png and
 recall_by_language.png. The tables are printed too. This module imports only what serving
-needs (the SavedModel, mel.retrieval): no Beam, no training code.
+needs (the SavedModel, mel.retrieval.index): no Beam, no training code.
 """
 import argparse
 import bisect
@@ -235,7 +235,7 @@ class DualEncoder:
   """A model dir's exported mention tower + an index of its entity encodings."""
 
   def __init__(self, name: str, model_dir: str, index_path: str, batch_size: int = 256):
-    from mel import encode_entities, retrieval
+    from mel.retrieval import encode as encode_entities, index as retrieval
     self.name, self.model_dir, self.index_path = name, model_dir, index_path
     self.batch_size = batch_size
     self.identity = encode_entities.model_identity(model_dir)
@@ -255,7 +255,7 @@ class DualEncoder:
 
   def retrieve(self, queries: Sequence[Query], k: int) -> List[List[str]]:
     from tqdm import tqdm
-    from mel.mine_negatives import encode_mentions
+    from mel.retrieval.negatives import encode_mentions
     vectors = encode_mentions(self.model_dir, queries, self.batch_size)
     out = []
     for start in tqdm(range(0, len(queries), 1024), desc=f"{self.name}: retrieval",
@@ -270,7 +270,7 @@ class DualEncoder:
 
 
 class AliasTableSystem:
-  """The alias-table baseline (mel.alias_table) as a system."""
+  """The alias-table baseline (mel.evaluation.alias_table) as a system."""
 
   def __init__(self, table, source: dict):
     self.name = ALIAS_TABLE
@@ -443,8 +443,8 @@ def parse_ks(text: str) -> List[int]:
 
 
 def run(args) -> dict:
-  from mel import configs
-  from mel.alias_table import AliasTable
+  from mel.training import configs
+  from mel.evaluation.alias_table import AliasTable
   ks = parse_ks(args.k)
   model_dirs = args.model_dir or []
   if args.index and len(args.index) != len(model_dirs):
@@ -494,13 +494,13 @@ def run(args) -> dict:
   report = evaluate(systems, queries, dataset, bins, bins_source, ks)
   paths = write_report(report, output)
   print(markdown_tables(report))
-  print(f"[mel.evaluate] {len(queries):,} queries, {len(systems)} systems -> "
+  print(f"[mel.evaluation.evaluate] {len(queries):,} queries, {len(systems)} systems -> "
         + ", ".join(paths.values()), file=sys.stderr)
   return report
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.evaluate",
+  parser = argparse.ArgumentParser(prog="python -m mel.evaluation.evaluate",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--model_dir", action="append",
                       help="a trained model dir (repeat for several models)")
@@ -518,7 +518,7 @@ def main(argv=None) -> int:
   parser.add_argument("--bins", choices=("counts", "dataset"), default="counts",
                       help="bins from the mining run's counts, or (mewsli9) the freq_bin column")
   parser.add_argument("--alias_table", default="",
-                      help="a saved alias table (python -m mel.alias_table); default: built "
+                      help="a saved alias table (python -m mel.evaluation.alias_table); default: built "
                            "from --mining_dir")
   parser.add_argument("--no_alias_table", action="store_true", help="skip the baseline")
   parser.add_argument("--output", default="",
@@ -531,7 +531,7 @@ def main(argv=None) -> int:
   try:
     run(args)
   except (FileNotFoundError, ValueError) as e:
-    print(f"[mel.evaluate] error: {e}", file=sys.stderr)
+    print(f"[mel.evaluation.evaluate] error: {e}", file=sys.stderr)
     return 1
   return 0
 

@@ -4,7 +4,7 @@
     mel link --text "..." --lang vi [--fast]                  one text
     mel link --input docs.jsonl [--output out.jsonl] [--lang en] [--fast]
 
-The model directory comes from --model_dir or $MEL_MODEL_DIR (see mel.linker). Batch input is
+The model directory comes from --model_dir or $MEL_MODEL_DIR (see mel.linking.linker). Batch input is
 one JSON object per line: {"text": ..., "lang": ... (else --lang), "title": ..., "spans":
 [[start, end], ...], any other fields}; each output line is the input object plus "mentions"
 (LinkedMention.to_dict(): start, end, text, entity_id (null = NIL), qid, score, description,
@@ -59,7 +59,7 @@ def format_mentions(text: str, mentions, threshold: float) -> str:
 
 
 def _load(args):
-  from mel import linker
+  from mel.linking import linker
   options = {k: v for k, v in (("min_link_prob", args.min_link_prob),
                                 ("min_linked", args.min_linked)) if v is not None}
   if args.threshold is not None:
@@ -68,7 +68,7 @@ def _load(args):
 
 
 def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
-  from mel import linker
+  from mel.linking import linker
   lang = linker.check_language(lang)
   print(f"mel link: {lk.model_dir} ({'fast' if fast else 'full'} mode, language {lang}). Type "
         f"text; :lang CODE, :fast, :full, :quit.", file=sys.stderr)
@@ -108,7 +108,7 @@ def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: i
   """JSON lines in, JSON lines out; returns the number of failed lines."""
   from tqdm import tqdm
 
-  from mel import linker
+  from mel.linking import linker
   total = None
   if input_path != "-":
     with open(input_path, "rb") as f:
@@ -184,13 +184,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                  help="index search only (no wider search, no anchor prior)")
   p.add_argument("--top_k", type=int, default=3, help="candidates per mention")
   p.add_argument("--threshold", type=float, default=None,
-                 help="NIL below this score (default: mel.linker.DEFAULT_THRESHOLD)")
+                 help="NIL below this score (default: mel.linking.linker.DEFAULT_THRESHOLD)")
   p.add_argument("--min_link_prob", type=float, default=None,
                  help="spot dictionary forms linked at least this often when they occur "
-                 "(default: mel.mention_detection.DEFAULT_MIN_LINK_PROB)")
+                 "(default: mel.linking.spotter.DEFAULT_MIN_LINK_PROB)")
   p.add_argument("--min_linked", type=int, default=None,
                  help="spot forms with at least this many training anchors "
-                 "(default: mel.mention_detection.DEFAULT_MIN_LINKED)")
+                 "(default: mel.linking.spotter.DEFAULT_MIN_LINKED)")
   p.add_argument("--title", default="", help="document title given to the mention encoder")
   p.add_argument("--model_dir", default=None, help="model directory (default: $MEL_MODEL_DIR)")
   p.add_argument("--index", default=None, help="index directory (default: MODEL_DIR/index)")
@@ -208,7 +208,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   if (args.interactive or args.text is not None) and not args.lang:
     print("mel link: --lang is required with -i and --text", file=sys.stderr)
     return 2
-  from mel import linker
+  from mel.linking import linker
   if args.lang:
     try:
       linker.check_language(args.lang)

@@ -1033,7 +1033,7 @@ def _model_of_embeddings(embeddings_dir: str, source_manifest: dict) -> dict:
 
 def index_is_current(index_dir: str, embeddings_dir: str, kind: str) -> bool:
   """Whether index_dir holds a complete index of kind built from embeddings_dir as it is now."""
-  from mel import embeddings
+  from mel.retrieval import embeddings
   try:
     manifest = read_manifest(index_dir)
     source_manifest = embeddings.read_manifest(embeddings_dir)
@@ -1048,14 +1048,14 @@ def build_index_from_embeddings(embeddings_dir: str, output_dir: str, kind: str 
                                 max_shard_size: Optional[int] = None,
                                 params: Optional[dict] = None, verify: bool = True,
                                 progress: bool = False) -> dict:
-  """Sharded index over a mel.embeddings directory (build_streaming); returns its manifest.
+  """Sharded index over a mel.retrieval.embeddings directory (build_streaming); returns its manifest.
 
   Shards hold at most max_shard_size vectors (default: default_shard_size(D, kind)), split
   evenly; the embeddings manifest's "model" dict is recorded as the index's model. With
   verify, every embeddings file's checksum is checked once before building (the build reads
   the shards two or three times more; sizes and shapes are checked on every read).
   """
-  from mel import embeddings
+  from mel.retrieval import embeddings
   source_manifest = embeddings.read_manifest(embeddings_dir)
   if verify:
     for _ in embeddings.iter_shards(embeddings_dir, verify=True):

@@ -1,7 +1,7 @@
 """Experiment configuration: dataclasses, loaded from YAML with `k=v` overrides.
 
 A config file (configs/*.yaml) mirrors ExperimentConfig: sections `model`, `data`, `train` and
-`rounds` (hard-negative rounds, read by `python -m mel.rounds`).
+`rounds` (hard-negative rounds, read by `python -m mel.training.rounds`).
 Unknown keys are errors, so a typo in a YAML file or an override never passes silently.
 """
 import dataclasses
@@ -41,7 +41,7 @@ class ModelConfig:
 @dataclasses.dataclass
 class DataConfig:
   mining_dir: str = "out/mining"  # output of `beam run extract_mentions` (local or gs://)
-  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or `python -m mel.build_vocab`)
+  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or `python -m mel.training.vocabulary`)
   max_seq_length: int = 64
   max_title_length: int = 16      # at most a quarter of the sequence (paper Sec. 4.1)
   mention_start_token: str = "[unused1]"   # [E]: an unused mBERT slot keeps the table's shape
@@ -72,8 +72,8 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class RoundsConfig:
-  """Hard-negative rounds after round 0 (paper Sec. 5.2.4), run by `python -m mel.rounds`."""
-  count: int = 0                  # rounds after round 0 (Model F+: 2); mel.train ignores this
+  """Hard-negative rounds after round 0 (paper Sec. 5.2.4), run by `python -m mel.training.rounds`."""
+  count: int = 0                  # rounds after round 0 (Model F+: 2); mel.training.train ignores this
   steps: int = 250000             # training steps of each round (from the previous weights)
   k: int = 100                    # entities retrieved per training mention when mining
   ratio: int = 10                 # an entity is a negative at most ratio x its positives

@@ -1,11 +1,11 @@
 """Builds an mBERT-layout WordPiece vocabulary from mined text (for the demo and tests).
 
-    python -m mel.build_vocab --mining_dir out/mining --output out/vocab.txt [--vocab_size 8000]
+    python -m mel.training.vocabulary --mining_dir out/mining --output out/vocab.txt [--vocab_size 8000]
 
 The real path uses the vocab.txt of the mBERT release unchanged; no vocabulary can be
 downloaded here, so this learns one with tensorflow-text's bert_vocab_from_dataset (cased,
 BERT's splitting) from the training mentions' contexts and titles, the entity descriptions and
-the entity-pair texts. The layout is mBERT's (mel.tokenization.RESERVED_TOKENS first).
+the entity-pair texts. The layout is mBERT's (mel.training.tokenization.RESERVED_TOKENS first).
 """
 import argparse
 import os
@@ -44,7 +44,7 @@ def learn_vocab(texts, vocab_size: int, max_words: int = 20000, iterations: int 
   """
   import tensorflow as tf
   from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as bert_vocab
-  from mel import tokenization
+  from mel.training import tokenization
   dataset = tf.data.Dataset.from_tensor_slices(texts).batch(1000)
   vocab = bert_vocab.bert_vocab_from_dataset(
       dataset, vocab_size=vocab_size, reserved_tokens=tokenization.RESERVED_TOKENS,
@@ -56,7 +56,7 @@ def learn_vocab(texts, vocab_size: int, max_words: int = 20000, iterations: int 
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.build_vocab",
+  parser = argparse.ArgumentParser(prog="python -m mel.training.vocabulary",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--mining_dir", required=True)
   parser.add_argument("--output", required=True, help="vocab.txt to write")
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
   parser.add_argument("--iterations", type=int, default=2)
   args = parser.parse_args(argv)
   import tensorflow as tf
-  from mel import tokenization
+  from mel.training import tokenization
   started = time.time()
   try:
     texts = training_texts(args.mining_dir, args.max_texts)

@@ -15,8 +15,10 @@ from typing import Optional
 
 import tensorflow as tf
 
-from mel import configs, entity_table, records, schema
-from mel.input_layout import InputBuilder
+from mel.training import configs
+
+from mel import entity_table, records, schema
+from mel.training.input_layout import InputBuilder
 
 # Entity ids are compared through a 31-bit hash (int32 runs everywhere, TPU included). Two
 # different entities colliding in one batch only removes one negative from one softmax.

@@ -1,6 +1,6 @@
 """Hard-negative mining with per-entity label balance (paper Sec. 5.2.4).
 
-    python -m mel.mine_negatives --model_dir out/models/demo_f/round0 \
+    python -m mel.retrieval.negatives --model_dir out/models/demo_f/round0 \
         --index out/models/demo_f/round0/index --output out/models/demo_f/negatives_round1 \
         [--k 100] [--ratio 10] [--max_per_mention 10]
 
@@ -133,7 +133,8 @@ def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: 
                    k: int = 100, ratio: int = 10, max_per_mention: int = 10, seed: int = 0,
                    batch_size: int = 256, num_shards: int = 4, progress: bool = True) -> dict:
   """Runs one mining round; returns the summary (also written to <output>/summary.json)."""
-  from mel import configs, retrieval
+  from mel.training import configs
+  from mel.retrieval import index as retrieval
   started = time.time()
   if not mining_dir:
     mining_dir = configs.load(os.path.join(model_dir, "config.yaml")).data.mining_dir
@@ -142,7 +143,7 @@ def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: 
       previous = json.load(f)
     if previous.get("inputs") == _inputs(model_dir, index_path, mining_dir, k, ratio,
                                          max_per_mention, seed):
-      print(f"[mel.mine_negatives] {output} already holds this round; reused", file=sys.stderr)
+      print(f"[mel.retrieval.negatives] {output} already holds this round; reused", file=sys.stderr)
       return previous
   mentions = list(records.read_output(mining_dir, records.MENTIONS_TRAIN))
   positives = {e.entity_id: e.mention_count
@@ -202,7 +203,7 @@ def _inputs(model_dir, index_path, mining_dir, k, ratio, max_per_mention, seed) 
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.mine_negatives",
+  parser = argparse.ArgumentParser(prog="python -m mel.retrieval.negatives",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--model_dir", required=True, help="model whose mention tower encodes")
   parser.add_argument("--index", required=True, help="index of that model's entity encodings")
@@ -226,9 +227,9 @@ def main(argv=None) -> int:
                              max_per_mention=args.max_per_mention, seed=args.seed,
                              batch_size=args.batch_size, num_shards=args.num_shards)
   except (FileNotFoundError, ValueError) as e:
-    print(f"[mel.mine_negatives] error: {e}", file=sys.stderr)
+    print(f"[mel.retrieval.negatives] error: {e}", file=sys.stderr)
     return 1
-  print(f"[mel.mine_negatives] {summary['mentions']} mentions, {summary['negatives']} "
+  print(f"[mel.retrieval.negatives] {summary['mentions']} mentions, {summary['negatives']} "
         f"negatives ({summary['negatives_per_mention']['mean']:.2f} per mention; "
         f"{summary['mentions_with_negatives']} mentions have some); gold in top {args.k}: "
         f"{summary['recall_at_k']:.3f}; {summary['candidates_skipped_by_budget']} candidates "

@@ -16,7 +16,7 @@ import lzma
 import xml.etree.ElementTree as ET
 from typing import Iterator, Union
 
-from beam_pipelines import titles
+from mel.wikipedia import titles
 from mel import languages
 
 

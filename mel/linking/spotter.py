@@ -1,6 +1,6 @@
 """Offline mention detection in any language: the surface-form dictionary and its spotter.
 
-The dictionary (written by `python -m mel.build_dictionary`) holds, per language, every anchor
+The dictionary (written by `python -m mel.linking.build_dictionary`) holds, per language, every anchor
 text of the training mentions, normalised with `mel.surface_forms.normalize_surface`, with
 
     linked     training anchors with this text (links to an entity of the KB)
@@ -303,7 +303,7 @@ def read_manifest(path: str) -> dict:
   manifest_path = os.path.join(path, MANIFEST)
   if not os.path.isdir(path):
     raise DictionaryError(f"{path}: no surface-form dictionary here (run python -m "
-                          f"mel.build_dictionary --mining_dir MINING --output {path})")
+                          f"mel.linking.build_dictionary --mining_dir MINING --output {path})")
   if not os.path.isfile(manifest_path):
     raise DictionaryError(f"{manifest_path}: missing (the dictionary was never completely "
                           f"written)")

@@ -8,13 +8,13 @@
 
 A model directory holds what serving needs (other files are ignored):
 
-    export/manifest.json, export/mention_encoder/   the mention tower (mel.train)
+    export/manifest.json, export/mention_encoder/   the mention tower (mel.training.train)
     export/entity_encoder/                         the entity tower (optional; full mode)
-    index/                                         entity index (mel.build_index)
-    entities.tsv                                   entity ids and descriptions (mel.train)
-    dictionary/                                    surface forms (mel.build_dictionary)
+    index/                                         entity index (mel.retrieval.build_index)
+    entities.tsv                                   entity ids and descriptions (mel.training.train)
+    dictionary/                                    surface forms (mel.linking.build_dictionary)
 
-**Pipeline.** Mentions come from the offline spotter (`mel.mention_detection`: dictionary
+**Pipeline.** Mentions come from the offline spotter (`mel.linking.spotter`: dictionary
 forms, longest first) or from the caller (`spans=[(start, end), ...]`). Each mention is
 encoded with its context (`context_chars` characters each side, as the mining pipeline cut
 them for training, and the document `title`, "" by default) by the exported mention tower,
@@ -60,7 +60,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mel import files, languages
-from mel import mention_detection as md
+from mel.linking import spotter as md
 from mel.surface_forms import normalize_surface
 
 ENV_MODEL_DIR = "MEL_MODEL_DIR"
@@ -183,7 +183,7 @@ class EntityTexts:
   """
 
   def __init__(self, path: str, index_ids: Sequence[str]):
-    from mel.retrieval import IdList
+    from mel.retrieval.index import IdList
     self.lines = IdList.from_file(path)
     if len(self.lines) != len(index_ids):
       raise ValueError(f"{path}: {len(self.lines)} entities, the index holds {len(index_ids)}")
@@ -255,7 +255,7 @@ def check_spans(text: str, spans) -> List[Tuple[int, int]]:
 
 def _tree_leaves(index) -> Optional[Tuple[int, int]]:
   """(default leaves to search, fewest leaves of a shard) if every shard is a ScaNN tree."""
-  from mel import retrieval
+  from mel.retrieval import index as retrieval
   shards = index.shards if isinstance(index, retrieval.ShardedIndex) else [index]
   if not all(isinstance(s, retrieval.ScannIndex) and s.params.get("algorithm") == "tree_ah"
              for s in shards):
@@ -272,12 +272,12 @@ class Linker:
   """Towers, index, entity table and dictionary held together; `link` does the work.
 
   encoder: callable (titles, lefts, mentions, rights: lists of str) -> float32 [B, D] unit rows.
-  index: a mel.retrieval.Index over the entity vectors; entities: EntityTexts for its rows.
+  index: a mel.retrieval.index.Index over the entity vectors; entities: EntityTexts for its rows.
   entity_encoder: callable (inputs: list of str) -> float32 [B, D], the entity tower (inputs
   are descriptions, or entity ids when entity_input == "entity_id"); full mode scores the
   prior's entities that the search did not return with it (None: they are left out).
   threshold: NIL below this score; prior_weight: weight of P(entity | text) in full mode;
-  min_link_prob / min_linked: the spotter's thresholds (mel.mention_detection).
+  min_link_prob / min_linked: the spotter's thresholds (mel.linking.spotter).
   """
 
   def __init__(self, encoder, index, entities: EntityTexts, dictionary: md.SurfaceDictionary,
@@ -372,7 +372,7 @@ class Linker:
     priors = [{} if fast else (table[s.form].prior() if s.form in table else {})
               for s in spots]
     # entity ids of every retrieved row, at once; descriptions only for what is returned
-    from mel.retrieval import _take
+    from mel.retrieval.index import _take
     valid = rows >= 0
     flat = iter(_take(self.index.ids, rows[valid]))
     ids = [[next(flat) for _ in range(n)] for n in valid.sum(axis=1).tolist()]
@@ -460,7 +460,7 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   path = resolve_model_dir(path)
   if path.startswith("gs://") or (index or "").startswith("gs://") or (
       dictionary or "").startswith("gs://"):
-    from mel import model_cache
+    from mel.linking import model_cache
     local = model_cache.fetch_all(path, index, dictionary, cache_dir)
     try:
       return _load_local(*local.paths, verify=True, options=options, model_dir=path,
@@ -491,7 +491,7 @@ def resolve_model_dir(path: Optional[str]) -> str:
 
 def _load_local(path, index_path, dictionary_path, *, verify, options, model_dir,
                 fetch_stats=None) -> Linker:
-  from mel import retrieval
+  from mel.retrieval import index as retrieval
   if not os.path.isdir(path):
     raise ModelNotFoundError(f"{path}: no such model directory")
   manifest_path = _require(path, EXPORT_MANIFEST, "train and export the model first "
@@ -501,10 +501,10 @@ def _load_local(path, index_path, dictionary_path, *, verify, options, model_dir
   table_path = _require(path, ENTITIES, "it is written by python -m mel.train")
   if not os.path.exists(index_path):
     raise ModelNotFoundError(f"{index_path}: missing; build it with python -m "
-                             f"mel.encode_entities and python -m mel.build_index")
+                             f"mel.retrieval.encode and python -m mel.retrieval.build_index")
   if not os.path.exists(dictionary_path):
     raise ModelNotFoundError(f"{dictionary_path}: missing; build it with python -m "
-                             f"mel.build_dictionary --mining_dir MINING --output "
+                             f"mel.linking.build_dictionary --mining_dir MINING --output "
                              f"{dictionary_path}")
   with open(manifest_path, encoding="utf-8") as f:
     export_manifest = json.load(f)

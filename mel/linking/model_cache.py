@@ -10,7 +10,7 @@ crc32c/md5 check of the transfer. `.mel-fetch.json` beside them records each obj
 generation and size; a later fetch lists the objects again (one listing per directory) and
 downloads only those that are new or changed, and deletes cached files the bucket no longer
 has. If the listing fails (no network) and the cache is complete, the cached copy is used
-with a warning. The caller (mel.linker.load) then verifies the files against the manifests'
+with a warning. The caller (mel.linking.linker.load) then verifies the files against the manifests'
 sha256 and asks for a forced re-download once if a cached file fails.
 
 Credentials: Application Default Credentials; with STORAGE_EMULATOR_HOST set (tests,

@@ -1,0 +1,302 @@
+"""Trains a dual encoder (Model F or E) on mined records under tf.distribute.
+
+    python -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo \
+        [--tpu NAME|local] [--params_override train.steps=100,data.batch_size=32]
+
+Strategy: TPUStrategy with --tpu (TPUClusterResolver), MirroredStrategy when GPUs are visible,
+otherwise the default (CPU) strategy. The model dir holds everything a later stage needs:
+  config.yaml        the effective config (a rerun must agree with it on model and layout)
+  vocab.txt          the WordPiece vocabulary used
+  entities.tsv       entity ids and the texts the entity tower reads (mel.entity_table)
+  checkpoints/       ckpt-<step>; training resumes from the latest one automatically
+  train/             TensorBoard summaries: losses per task, in-batch accuracy, lr, examples/s
+  export/            SavedModels of both towers taking raw strings (mel.training.export)
+  train_summary.json written last: steps, time, final losses
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from mel.training import configs, export, optimization, tokenization  # noqa: E402
+
+from mel import entity_table
+from mel.training.inputs import TrainingInputs  # noqa: E402
+from mel.training.input_layout import InputBuilder  # noqa: E402
+from mel.training import bert_init  # noqa: E402
+from mel.modeling.dual_encoder import build_dual_encoder  # noqa: E402
+
+CONFIG_FILE = "config.yaml"
+VOCAB_FILE = "vocab.txt"
+CHECKPOINT_DIR = "checkpoints"
+SUMMARY_DIR = "train"
+EXPORT_DIR = "export"
+TRAIN_SUMMARY = "train_summary.json"
+METRICS = ("mention_entity_loss", "mention_entity_accuracy", "entity_entity_loss",
+           "entity_entity_accuracy")
+
+
+def log(message: str) -> None:
+  print(f"[mel.training.train] {message}", file=sys.stderr, flush=True)
+
+
+def get_strategy(tpu: Optional[str] = None) -> tf.distribute.Strategy:
+  """TPUStrategy for --tpu NAME (or 'local' on a TPU VM); Mirrored on GPUs; else default."""
+  if tpu:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  if tf.config.list_physical_devices("GPU"):
+    return tf.distribute.MirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def _write_text(path: str, text: str) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _vocab_source(config: configs.ExperimentConfig, model_dir: str) -> str:
+  if config.data.vocab:
+    return config.data.vocab
+  if config.train.init_checkpoint:
+    candidate = os.path.join(os.path.dirname(config.train.init_checkpoint), VOCAB_FILE)
+    if tf.io.gfile.exists(candidate):
+      return candidate
+  if config.train.init_from_model_dir:
+    return os.path.join(config.train.init_from_model_dir, VOCAB_FILE)
+  existing = os.path.join(model_dir, VOCAB_FILE)
+  if tf.io.gfile.exists(existing):
+    return existing
+  raise configs.ConfigError(
+      "no vocabulary: set data.vocab to mBERT's vocab.txt or to one written by "
+      "`python -m mel.training.vocabulary`")
+
+
+def prepare_model_dir(config: configs.ExperimentConfig, model_dir: str):
+  """Fixes vocab, entity table and config in the model dir; returns (config, tokenizer).
+
+  A rerun in the same dir must agree on the model and the input layout (checkpoints would not
+  restore otherwise); train.* may change, e.g. more steps.
+  """
+  tf.io.gfile.makedirs(model_dir)
+  vocab_path = os.path.join(model_dir, VOCAB_FILE)
+  source = _vocab_source(config, model_dir)
+  vocab = tokenization.load_vocab(source)
+  if tf.io.gfile.exists(vocab_path) and source != vocab_path:
+    if tokenization.load_vocab(vocab_path) != vocab:
+      raise configs.ConfigError(f"{source} differs from the vocabulary already in "
+                                f"{model_dir}; use a new --model_dir")
+  elif not tf.io.gfile.exists(vocab_path):
+    _write_text(vocab_path, "".join(t + "\n" for t in vocab))
+  tokenizer = tokenization.Tokenizer(vocab, config.data.mention_start_token,
+                                     config.data.mention_end_token, source=source)
+  if config.model.encoder.vocab_size == 0:
+    config.model.encoder.vocab_size = tokenizer.vocab_size
+  elif config.model.encoder.vocab_size != tokenizer.vocab_size:
+    raise configs.ConfigError(f"model.encoder.vocab_size={config.model.encoder.vocab_size} "
+                              f"but {source} has {tokenizer.vocab_size} tokens")
+
+  config_path = os.path.join(model_dir, CONFIG_FILE)
+  if tf.io.gfile.exists(config_path):
+    previous = configs.load(config_path)
+    layout = ("max_seq_length", "max_title_length", "mention_start_token", "mention_end_token")
+    if previous.model != config.model or any(
+        getattr(previous.data, k) != getattr(config.data, k) for k in layout):
+      raise configs.ConfigError(
+          f"{model_dir} holds a run with a different model or input layout (see "
+          f"{config_path}); use a new --model_dir")
+  _write_text(config_path, configs.dump(config))
+
+  table_path = os.path.join(model_dir, entity_table.FILENAME)
+  if not tf.io.gfile.exists(table_path):
+    n = entity_table.write_from_mining(config.data.mining_dir, table_path)
+    log(f"entity table: {n} entities -> {table_path}")
+  return config, tokenizer
+
+
+def _initialize(model, config: configs.ExperimentConfig) -> str:
+  """Pretrained weights for a fresh run; returns what was loaded."""
+  if config.train.init_from_model_dir:
+    source = os.path.join(config.train.init_from_model_dir, CHECKPOINT_DIR)
+    latest = tf.train.latest_checkpoint(source)
+    if latest is None:
+      raise FileNotFoundError(f"train.init_from_model_dir: no checkpoint in {source}")
+    status = tf.train.Checkpoint(model=model).read(latest)
+    status.expect_partial().assert_existing_objects_matched()
+    return f"weights of {latest}"
+  if config.train.init_checkpoint:
+    towers = [model.mention_tower]
+    if config.model.kind == "F":
+      towers.append(model.entity_tower)
+    for tower in towers:
+      report = bert_init.initialize_from_checkpoint(tower.encoder, config.train.init_checkpoint)
+    return (f"{report['layers']} of {report['checkpoint_layers']} layers of "
+            f"{config.train.init_checkpoint} (token types {report['token_types']})")
+  return "random initialisation"
+
+
+def build_train_loop(model, optimizer, strategy, global_batch: int, global_pairs: int):
+  """A tf.function running `num_steps` steps; returns the mean of each metric over them."""
+
+  def step_fn(features):
+    with tf.GradientTape() as tape:
+      out = model.task_losses(features, training=True)
+      mention_loss = tf.reduce_sum(out["mention_entity_loss"]) / global_batch
+      total = mention_loss
+      if "entity_entity_loss" in out:
+        pair_loss = tf.reduce_sum(out["entity_entity_loss"]) / global_pairs
+        total = 0.5 * (mention_loss + pair_loss)   # the mean of the two tasks (Sec. 5.2.3)
+    variables = model.trainable_variables
+    grads = tape.gradient(total, variables)
+    # BERT's pooler is unused (the [CLS] vector is projected directly): it has no gradient.
+    optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+    sums = {"mention_entity_loss": tf.reduce_sum(out["mention_entity_loss"]) / global_batch,
+            "mention_entity_accuracy":
+                tf.reduce_sum(out["mention_entity_accuracy"]) / global_batch}
+    for name in ("entity_entity_loss", "entity_entity_accuracy"):
+      sums[name] = (tf.reduce_sum(out[name]) / global_pairs if name in out
+                    else tf.constant(0.0))
+    return sums
+
+  @tf.function
+  def train_loop(iterator, num_steps):
+    totals = {name: tf.constant(0.0) for name in METRICS}
+    for _ in tf.range(num_steps):
+      per_replica = strategy.run(step_fn, args=(next(iterator),))
+      totals = {name: totals[name] + strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                                     per_replica[name], axis=None)
+                for name in METRICS}
+    return {name: totals[name] / tf.cast(num_steps, tf.float32) for name in METRICS}
+
+  return train_loop
+
+
+def train(config: configs.ExperimentConfig, model_dir: str,
+          strategy: Optional[tf.distribute.Strategy] = None) -> dict:
+  """Trains to config.train.steps (resuming from model_dir), exports, returns the summary."""
+  strategy = strategy or tf.distribute.get_strategy()
+  config, tokenizer = prepare_model_dir(config, model_dir)
+  builder = InputBuilder(tokenizer, config.data.max_seq_length, config.data.max_title_length)
+  table_path = os.path.join(model_dir, entity_table.FILENAME)
+  num_entities = entity_table.count(table_path)
+  tf.random.set_seed(config.train.seed)
+  with strategy.scope():
+    model = build_dual_encoder(config.model, num_entities=num_entities)
+    optimizer = optimization.create_optimizer(config.train)
+    optimizer.build(model.trainable_variables)
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+  manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=config.train.keep_checkpoints,
+      step_counter=optimizer.iterations)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    log(f"resumed from {manager.latest_checkpoint} at step {int(optimizer.iterations)}")
+  else:
+    log(f"initialised from {_initialize(model, config)}")
+
+  step = int(optimizer.iterations)
+  total_steps = config.train.steps
+  global_batch, global_pairs = config.data.batch_size, config.data.pairs_batch_size
+  metrics, started, trained = {}, time.time(), 0
+  if step < total_steps:
+    inputs = TrainingInputs(config, builder, table_path)
+    dataset = strategy.distribute_datasets_from_function(inputs.dataset)
+    iterator = iter(dataset)
+    train_loop = build_train_loop(model, optimizer, strategy, global_batch, global_pairs)
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, SUMMARY_DIR))
+    log(f"training {config.model.kind} on {strategy.num_replicas_in_sync} replica(s): "
+        f"steps {step}->{total_steps}, batch {global_batch}"
+        + (f", entity-entity batch {global_pairs}" if config.train.entity_entity_task else "")
+        + (f", {config.data.hard_negatives_per_mention} hard negatives per mention"
+           if inputs.with_negatives else ""))
+    last_time = time.time()
+    while step < total_steps:
+      n = min(config.train.steps_per_loop, total_steps - step)
+      values = train_loop(iterator, tf.constant(n, tf.int32))
+      metrics = {k: float(v) for k, v in values.items()}
+      step += n
+      trained += n
+      now = time.time()
+      examples_per_second = n * global_batch / max(now - last_time, 1e-9)
+      last_time = now
+      lr = float(optimizer.learning_rate(step)) if callable(optimizer.learning_rate) else float(
+          optimizer.learning_rate)
+      if step % config.train.summary_every < n or step == total_steps:
+        with writer.as_default(step=step):
+          tf.summary.scalar("loss/mention_entity", metrics["mention_entity_loss"])
+          tf.summary.scalar("accuracy/mention_entity_in_batch", metrics["mention_entity_accuracy"])
+          if config.train.entity_entity_task:
+            tf.summary.scalar("loss/entity_entity", metrics["entity_entity_loss"])
+            tf.summary.scalar("accuracy/entity_entity_in_batch",
+                              metrics["entity_entity_accuracy"])
+          tf.summary.scalar("learning_rate", lr)
+          tf.summary.scalar("examples_per_second", examples_per_second)
+        writer.flush()
+        elapsed = now - started
+        eta = elapsed / trained * (total_steps - step)
+        line = (f"step {step}/{total_steps}  loss {metrics['mention_entity_loss']:.4f}  "
+                f"in-batch acc {metrics['mention_entity_accuracy']:.3f}")
+        if config.train.entity_entity_task:
+          line += (f"  e-e loss {metrics['entity_entity_loss']:.4f} "
+                   f"acc {metrics['entity_entity_accuracy']:.3f}")
+        log(line + f"  lr {lr:.2e}  {examples_per_second:.0f} ex/s  eta {eta:.0f}s")
+      every = config.train.checkpoint_every
+      if step // every > (step - n) // every or step == total_steps:
+        manager.save(checkpoint_number=step)
+        log(f"checkpoint {manager.latest_checkpoint}")
+  else:
+    log(f"already at step {step} of {total_steps}: nothing to train")
+
+  summary = {"model_dir": model_dir, "kind": config.model.kind, "step": step,
+             "steps_this_run": trained, "seconds_this_run": round(time.time() - started, 1),
+             "checkpoint": manager.latest_checkpoint, "final_metrics": metrics}
+  if config.train.export:
+    export_dir = os.path.join(model_dir, EXPORT_DIR)
+    manifest_path = os.path.join(export_dir, export.MANIFEST)
+    current = False
+    if tf.io.gfile.exists(manifest_path):
+      with tf.io.gfile.GFile(manifest_path) as f:
+        current = json.load(f).get("step") == step
+    if not current:
+      export.export_towers(model, builder, config.model.kind, export_dir, step=step,
+                           table_path=table_path)
+      log(f"exported both towers to {export_dir}")
+    summary["export_dir"] = export_dir
+  _write_text(os.path.join(model_dir, TRAIN_SUMMARY), json.dumps(summary, indent=2) + "\n")
+  return summary
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m mel.train", description=__doc__.split("\n")[0])
+  parser.add_argument("--config", required=True, help="YAML experiment config (configs/*.yaml)")
+  parser.add_argument("--model_dir", required=True, help="where checkpoints and exports go "
+                      "(local or gs://); an existing run there is resumed")
+  parser.add_argument("--tpu", default=None,
+                      help="TPU name, grpc://address, or 'local' on a TPU VM")
+  parser.add_argument("--params_override", default="",
+                      help="comma-separated key=value overrides, e.g. train.steps=100")
+  args = parser.parse_args(argv)
+  try:
+    config = configs.load(args.config, args.params_override)
+    summary = train(config, args.model_dir, get_strategy(args.tpu))
+  except (configs.ConfigError, tokenization.VocabError, bert_init.CheckpointError,
+          FileNotFoundError, ValueError) as e:
+    log(f"error: {e}")
+    return 1
+  log(f"done: step {summary['step']}, outputs in {args.model_dir}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
