@@ -7,7 +7,15 @@ Importing `mel` is cheap: TensorFlow and Beam are imported only by the modules t
     mentions = mel.link("Η Αθήνα είναι η πρωτεύουσα της Ελλάδας.", "el")   # $MEL_MODEL_DIR
     linker = mel.load("out/models/demo_f/round1")                          # or gs://...
 """
+import os
+
 __version__ = "0.1.0"
+
+# tf-models-official is built on Keras 2 (tf_keras); TensorFlow 2.20's tf.keras is Keras 3. The
+# variable must be set before TensorFlow is first imported, and every mel module is imported
+# after this package, so this is the one place that sets it.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def link(text, lang, **kwargs):

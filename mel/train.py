@@ -8,4 +8,4 @@ import sys
 from mel.training.train import main
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(main(prog="python -m mel.train"))

@@ -42,7 +42,7 @@ def mini_mining(shared_data, tmp_path_factory):
 def mini_vocab(mini_mining, tmp_path_factory):
   """A WordPiece vocabulary learned from the mini mining output (mBERT layout)."""
   path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-  result = run_module("mel.training.vocabulary", "--mining_dir", mini_mining[0], "--output", path,
+  result = run_module("mel", "vocab", "--mining_dir", mini_mining[0], "--output", path,
                       "--vocab_size", 3000, "--max_words", 8000)
   assert result.returncode == 0, result.stderr[-3000:]
   return path

@@ -24,7 +24,7 @@ def _load_all(directory):
 def local_embeddings(mini_model, tmp_path_factory):
   model_dir, _ = mini_model
   output = tmp_path_factory.mktemp("emb") / "local"
-  result = run_module("mel.retrieval.encode", "--model_dir", model_dir, "--output", output,
+  result = run_module("mel", "encode", "--model_dir", model_dir, "--output", output,
                       "--shard_size", 20, "--batch_size", 64)
   assert result.returncode == 0, result.stderr[-3000:]
   return output, result
@@ -55,7 +55,7 @@ def test_a_killed_run_resumes_per_shard(mini_model, local_embeddings, tmp_path):
     if name.startswith(("vectors-", "ids-")) and int(name.split("-")[1].split(".")[0]) > 2:
       os.remove(output / name)
   before = os.stat(output / "vectors-00001.npy").st_mtime_ns
-  result = run_module("mel.retrieval.encode", "--model_dir", model_dir, "--output", output,
+  result = run_module("mel", "encode", "--model_dir", model_dir, "--output", output,
                       "--shard_size", 20, "--batch_size", 64)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "(3 reused)" in result.stderr
@@ -97,7 +97,7 @@ def test_beam_run_inference_gives_the_same_embeddings(mini_model, local_embeddin
 
 
 def test_missing_export_is_a_clear_error(tmp_path):
-  result = run_module("mel.retrieval.encode", "--model_dir", tmp_path, "--output",
+  result = run_module("mel", "encode", "--model_dir", tmp_path, "--output",
                       tmp_path / "out")
   assert result.returncode == 1
   assert "train (and export) the model first" in result.stderr

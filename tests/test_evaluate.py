@@ -168,7 +168,7 @@ def test_evaluate_cli_on_the_mini_holdout(mini_model, mini_mining, mini_index, t
   from mel.evaluation.alias_table import AliasTable
   model_dir, mining = mini_model[0], str(mini_mining[0])
   pattern = f"{mining}/mentions/holdout-*.tfrecord.gz"
-  result = run_module("mel.evaluation.evaluate", "--model_dir", model_dir, "--index", mini_index,
+  result = run_module("mel", "evaluate", "--model_dir", model_dir, "--index", mini_index,
                       "--name", "F", "--dataset", f"holdout:{pattern}", "--k", "1,5,20",
                       "--output", tmp_path / "eval")
   assert result.returncode == 0, result.stderr[-3000:]

@@ -193,9 +193,9 @@ def model_dir(mini_model, mini_mining, tmp_path_factory):
   shutil.copytree(source / "export", target / "export")
   shutil.copy(source / "entities.tsv", target / "entities.tsv")
   for module, *args in (
-      ("mel.retrieval.encode", "--model_dir", target, "--output", target / "embeddings"),
-      ("mel.retrieval.build_index", "--embeddings", target / "embeddings", "--output", target / "index"),
-      ("mel.linking.build_dictionary", "--mining_dir", mini_mining[0], "--output",
+      ("mel", "encode", "--model_dir", target, "--output", target / "embeddings"),
+      ("mel", "index", "--embeddings", target / "embeddings", "--output", target / "index"),
+      ("mel", "dictionary", "--mining_dir", mini_mining[0], "--output",
        target / "dictionary", "--no_progress")):
     result = run_module(module, *args)
     assert result.returncode == 0, f"{module}: {result.stderr[-3000:]}"
@@ -280,7 +280,7 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
   source.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs) +
                     "{not json\n", encoding="utf-8")
   output = tmp_path / "out.jsonl"
-  result = run_module("mel.linking.cli", "link", "--model_dir", model_dir, "--input", source,
+  result = run_module("mel", "link", "--model_dir", model_dir, "--input", source,
                       "--output", output, "--top_k", "2", "--threshold", "0.3",
                       "--min_linked", "1", "--min_link_prob", "0.01")
   assert result.returncode == 1, result.stderr[-3000:]   # two lines failed
@@ -294,7 +294,7 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
 
   text = held_out["uk"]["text"][:600]
   result = subprocess.run(
-      [sys.executable, "-m", "mel.linking.cli", "link", "-i", "--lang", "el", "--model_dir",
+      [sys.executable, "-m", "mel", "link", "-i", "--lang", "el", "--model_dir",
        str(model_dir), "--fast", "--min_linked", "1", "--min_link_prob", "0.01"],
       input=f":lang uk\n{text}\n:lang zz\n:quit\n",
       capture_output=True, text=True, timeout=300,
@@ -303,7 +303,7 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
   assert "uk> " in result.stderr and "unsupported language 'zz'" in result.stderr
   assert "1. " in result.stdout and ("score" in result.stdout or "NIL" in result.stdout)
 
-  result = run_module("mel.linking.cli", "link", "--text", "x", "--lang", "en")
+  result = run_module("mel", "link", "--text", "x", "--lang", "en")
   assert result.returncode == 1 and "MEL_MODEL_DIR" in result.stderr
 
 

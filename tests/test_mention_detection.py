@@ -200,7 +200,7 @@ def test_build_dictionary_on_the_mini_mining(mini_mining, tmp_path):
   from conftest import run_module
   from mel import records
   out = tmp_path / "dictionary"
-  result = run_module("mel.linking.build_dictionary", "--mining_dir", mini_mining[0], "--output", out,
+  result = run_module("mel", "dictionary", "--mining_dir", mini_mining[0], "--output", out,
                       "--no_progress")
   assert result.returncode == 0, result.stderr[-3000:]
   manifest = json.loads((out / md.MANIFEST).read_text())
@@ -217,10 +217,10 @@ def test_build_dictionary_on_the_mini_mining(mini_mining, tmp_path):
     assert m.entity_id in dict(stats.entities) or len(stats.entities) == md.TOP_ENTITIES
   # a rerun on the same mining run reuses it; other parameters rebuild it
   before = (out / md.FORMS).stat().st_mtime_ns
-  result = run_module("mel.linking.build_dictionary", "--mining_dir", mini_mining[0], "--output", out)
+  result = run_module("mel", "dictionary", "--mining_dir", mini_mining[0], "--output", out)
   assert result.returncode == 0 and "reused" in result.stderr
   assert (out / md.FORMS).stat().st_mtime_ns == before
-  result = run_module("mel.linking.build_dictionary", "--mining_dir", mini_mining[0], "--output", out,
+  result = run_module("mel", "dictionary", "--mining_dir", mini_mining[0], "--output", out,
                       "--min_linked", "2", "--no_progress")
   assert result.returncode == 0 and "reused" not in result.stderr
   assert all(s.linked >= 2 for forms in md.SurfaceDictionary.load(str(out)).tables.values()

@@ -73,13 +73,13 @@ def test_a_mining_round_on_the_mini_model(mini_model, mini_mining, mini_vocab, t
   model_dir, _ = mini_model
   embeddings_dir, index_dir, negatives_dir = (tmp_path / "emb", tmp_path / "index",
                                               tmp_path / "negatives")
-  result = run_module("mel.retrieval.encode", "--model_dir", model_dir, "--output",
+  result = run_module("mel", "encode", "--model_dir", model_dir, "--output",
                       embeddings_dir)
   assert result.returncode == 0, result.stderr[-3000:]
-  result = run_module("mel.retrieval.build_index", "--embeddings", embeddings_dir, "--output", index_dir,
+  result = run_module("mel", "index", "--embeddings", embeddings_dir, "--output", index_dir,
                       "--kind", "scann")
   assert result.returncode == 0, result.stderr[-3000:]
-  result = run_module("mel.retrieval.negatives", "--model_dir", model_dir, "--index", index_dir,
+  result = run_module("mel", "negatives", "--model_dir", model_dir, "--index", index_dir,
                       "--output", negatives_dir, "--k", 20, "--ratio", 10, "--num_shards", 2)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((negatives_dir / "summary.json").read_text())
@@ -98,7 +98,7 @@ def test_a_mining_round_on_the_mini_model(mini_model, mini_mining, mini_vocab, t
   assert summary["mentions"] == len(mentions) and 0 < summary["recall_at_k"] <= 1
 
   # The same round again is reused, not recomputed.
-  again = run_module("mel.retrieval.negatives", "--model_dir", model_dir, "--index", index_dir,
+  again = run_module("mel", "negatives", "--model_dir", model_dir, "--index", index_dir,
                      "--output", negatives_dir, "--k", 20, "--ratio", 10, "--num_shards", 2)
   assert again.returncode == 0 and "already holds this round" in again.stderr
 

@@ -496,7 +496,7 @@ def test_cli(tmp_path, data):
   emb = str(tmp_path / "emb")
   ids = write_embeddings(emb, db[:900], [400, 500], {"name": "tiny"})
   out = str(tmp_path / "index")
-  result = run_module("mel.retrieval.build_index", "--embeddings", emb, "--output", out,
+  result = run_module("mel", "index", "--embeddings", emb, "--output", out,
                       "--max_shard_size", 300, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "900 vectors of dimension 64, 3 shard(s)" in result.stdout
@@ -504,15 +504,15 @@ def test_cli(tmp_path, data):
   assert list(index.ids) == ids and index.model["name"] == "tiny"
   # The same embeddings again: the index is reused; another kind or --overwrite rebuilds.
   built = os.path.getmtime(os.path.join(out, "manifest.json"))
-  result = run_module("mel.retrieval.build_index", "--embeddings", emb, "--output", out, timeout=300)
+  result = run_module("mel", "index", "--embeddings", emb, "--output", out, timeout=300)
   assert result.returncode == 0 and "reused" in result.stdout
   assert os.path.getmtime(os.path.join(out, "manifest.json")) == built
   assert not retrieval.index_is_current(out, emb, "brute_force")
-  result = run_module("mel.retrieval.build_index", "--embeddings", emb, "--output", out,
+  result = run_module("mel", "index", "--embeddings", emb, "--output", out,
                       "--max_shard_size", 300, "--overwrite", timeout=300)
   assert result.returncode == 0 and "3 shard(s)" in result.stdout
   assert os.path.getmtime(os.path.join(out, "manifest.json")) != built
-  result = run_module("mel.retrieval.build_index", "--embeddings", str(tmp_path / "none"),
+  result = run_module("mel", "index", "--embeddings", str(tmp_path / "none"),
                       "--output", out, timeout=300)
   assert result.returncode == 1 and "manifest.json" in result.stderr
   assert len(retrieval.load_index(out)) == 900   # a failed run left the old index alone
@@ -523,7 +523,7 @@ def test_cli_scann_params(tmp_path, data):
   emb = str(tmp_path / "emb")
   write_embeddings(emb, db[:12_000], [6000, 6000], {"name": "m"})
   out = str(tmp_path / "index")
-  result = run_module("mel.retrieval.build_index", "--embeddings", emb, "--output", out,
+  result = run_module("mel", "index", "--embeddings", emb, "--output", out,
                       "--scann_param", "dims_per_block=4", "--scann_param", "num_leaves=50",
                       timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -531,7 +531,7 @@ def test_cli_scann_params(tmp_path, data):
   assert "ScaNN: 50 leaves, 16 AH blocks; saving a shard of 12,000 rows" in result.stderr
   params = retrieval.load_index(out).shards[0].params
   assert params["dims_per_block"] == 4 and params["num_leaves"] == 50
-  result = run_module("mel.retrieval.build_index", "--embeddings", emb, "--output", out, "--overwrite",
+  result = run_module("mel", "index", "--embeddings", emb, "--output", out, "--overwrite",
                       "--scann_param", "leaves=50", timeout=300)
   assert result.returncode == 2 and "'leaves=50'" in result.stderr
   assert "num_leaves" in result.stderr   # names the keys it knows

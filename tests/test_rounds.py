@@ -21,8 +21,8 @@ def test_plan_chains_the_rounds(tmp_path):
   work = str(tmp_path)
   stages = rounds.plan(CONFIG, work, config, "data.mining_dir=M", tpu="local")
   modules = [module for _, module, _ in stages]
-  one_round = ["mel.retrieval.encode", "mel.retrieval.build_index", "mel.retrieval.negatives", "mel.training.train"]
-  assert modules == ["mel.training.train"] + one_round * 2 + ["mel.retrieval.encode", "mel.retrieval.build_index"]
+  one_round = ["encode", "index", "negatives", "train"]
+  assert modules == ["train"] + one_round * 2 + ["encode", "index"]
   args = {i: dict(zip(a[::2], a[1::2])) for i, (_, _, a) in enumerate(stages)}
   assert args[0]["--model_dir"] == f"{work}/round0"
   assert args[0]["--params_override"] == "data.mining_dir=M" and args[0]["--tpu"] == "local"
@@ -39,8 +39,7 @@ def test_plan_chains_the_rounds(tmp_path):
 
 def test_no_rounds_is_round_0_and_its_index():
   stages = rounds.plan(CONFIG, "W", _config(**{"rounds.count": 0}), "")
-  assert [module for _, module, _ in stages] == ["mel.training.train", "mel.retrieval.encode",
-                                                 "mel.retrieval.build_index"]
+  assert [module for _, module, _ in stages] == ["train", "encode", "index"]
   assert "--params_override" not in stages[0][2]
 
 
@@ -56,11 +55,11 @@ def test_bad_rounds_configs_are_refused(override, message):
 
 
 def test_a_failing_stage_stops_the_chain_with_its_name(tmp_path):
-  result = run_module("mel.training.rounds", "--config", CONFIG, "--work_dir", tmp_path / "w",
+  result = run_module("mel", "rounds", "--config", CONFIG, "--work_dir", tmp_path / "w",
                       "--params_override", f"data.mining_dir={tmp_path}/none,"
                       f"data.vocab={tmp_path}/none.txt")
   assert result.returncode == 1
-  assert "round 0: training from the config: `python -m mel.train` exited with status 1" in \
+  assert "round 0: training from the config: `mel train` exited with status 1" in \
       result.stderr
   assert not (tmp_path / "w" / "round0" / "embeddings").exists()
 
@@ -71,7 +70,7 @@ def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_
   overrides = train_overrides(mini_mining[0], mini_vocab, **{
       "train.steps": 40, "train.checkpoint_every": 20, "rounds.count": 1,
       "rounds.steps": 20, "rounds.k": 20, "data.hard_negatives_per_mention": 2})
-  result = run_module("mel.training.rounds", "--config", CONFIG, "--work_dir", work,
+  result = run_module("mel", "rounds", "--config", CONFIG, "--work_dir", work,
                       "--params_override", overrides)
   assert result.returncode == 0, result.stderr[-4000:]
   round0, round1 = work / "round0", work / "round1"
@@ -90,7 +89,7 @@ def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_
 
   # The same command again: every stage finds its work done.
   index_mtime = os.path.getmtime(round1 / "index" / "manifest.json")
-  again = run_module("mel.training.rounds", "--config", CONFIG, "--work_dir", work,
+  again = run_module("mel", "rounds", "--config", CONFIG, "--work_dir", work,
                      "--params_override", overrides)
   assert again.returncode == 0, again.stderr[-4000:]
   assert again.stderr.count("nothing to train") == 2

@@ -222,7 +222,7 @@ def test_build_vocab_writes_an_mbert_layout_vocabulary(mini_mining, mini_vocab, 
   ids = tokenizer.tokenize(tf.constant([m.left_context + m.mention for m in mentions]))
   unknown = float(np.mean(ids.flat_values.numpy() == tokenizer.unk_id))
   assert unknown < 0.01   # learned from these texts: almost every word is covered
-  result = run_module("mel.training.vocabulary", "--mining_dir", tmp_path / "nothing", "--output",
+  result = run_module("mel", "vocab", "--mining_dir", tmp_path / "nothing", "--output",
                       tmp_path / "v.txt")
   assert result.returncode == 1 and "no files match" in result.stderr
   assert not (tmp_path / "v.txt").exists()

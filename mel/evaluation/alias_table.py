@@ -140,9 +140,8 @@ class AliasTable:
     return cls(counts)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.evaluation.alias_table",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel alias-table") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--mining_dir", required=True, help="mining output (mentions/train-*)")
   parser.add_argument("--output", required=True, help="TSV file (.gz: gzip)")
   args = parser.parse_args(argv)
@@ -158,6 +157,3 @@ def main(argv=None) -> int:
         f"{args.output}", file=sys.stderr)
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

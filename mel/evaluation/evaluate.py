@@ -43,10 +43,8 @@ import sys
 import time
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 FORMAT = "mel-eval/1"
 BIN_EDGES = (1, 10, 100, 1_000, 10_000)
@@ -499,9 +497,8 @@ def run(args) -> dict:
   return report
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.evaluation.evaluate",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel evaluate") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--model_dir", action="append",
                       help="a trained model dir (repeat for several models)")
   parser.add_argument("--index", action="append",
@@ -535,6 +532,3 @@ def main(argv=None) -> int:
     return 1
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -29,11 +29,9 @@ import sys
 import time
 from typing import Dict, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mel.linking import spotter as md  # noqa: E402
-from mel.surface_forms import normalize_surface  # noqa: E402
+from mel.linking import spotter as md
+from mel.surface_forms import normalize_surface
 
 
 def count_anchors(mentions):
@@ -153,8 +151,8 @@ def build(mining_dir: str, output: str, *, min_linked: int = 1, min_link_prob: f
   return dictionary.save(output, extra)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel dictionary") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--mining_dir", required=True, help="output of beam run extract_mentions")
   parser.add_argument("--output", required=True, help="dictionary directory to write")
   parser.add_argument("--min_linked", type=int, default=1,
@@ -184,6 +182,3 @@ def main(argv=None) -> int:
         f"{manifest['seconds']} s", file=sys.stderr)
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

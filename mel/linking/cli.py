@@ -1,4 +1,4 @@
-"""The `mel` command: `mel link` (interactive, one text, or JSON lines in batch).
+"""`mel link`: link text interactively, one text, or JSON lines in batch.
 
     mel link -i [--fast] [--lang en] [--model_dir DIR]       type text, see linked mentions
     mel link --text "..." --lang vi [--fast]                  one text
@@ -168,11 +168,9 @@ def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: i
   return failed
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-  parser = argparse.ArgumentParser(prog="mel", description="Multilingual entity linking.")
-  commands = parser.add_subparsers(dest="command")
-  p = commands.add_parser("link", help="link text to entities", description=__doc__,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
+  p = argparse.ArgumentParser(prog=prog, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   mode = p.add_mutually_exclusive_group(required=True)
   mode.add_argument("-i", "--interactive", action="store_true", help="type text, see links")
   mode.add_argument("--input", help="JSON lines to link ('-': stdin)")
@@ -196,12 +194,9 @@ def main(argv: Optional[List[str]] = None) -> int:
   p.add_argument("--index", default=None, help="index directory (default: MODEL_DIR/index)")
   p.add_argument("--no_progress", action="store_true")
   try:
-    args = parser.parse_args(argv)
+    args = p.parse_args(argv)
   except SystemExit as e:
     return int(e.code or 0)
-  if args.command != "link":
-    parser.print_help(sys.stderr)
-    return 2
   if args.top_k < 1:
     print("mel link: --top_k must be >= 1", file=sys.stderr)
     return 2

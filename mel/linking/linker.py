@@ -143,8 +143,6 @@ class SavedModelEncoder:
   """The exported mention tower: (titles, lefts, mentions, rights) -> float32 [B, D]."""
 
   def __init__(self, path: str):
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the tokenizer ops of the SavedModel)
     self._tf = tf

@@ -39,9 +39,8 @@ def parse_scann_params(pairs) -> dict:
   return params
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.retrieval.build_index",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel index") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--embeddings", required=True, help="mel.retrieval.embeddings directory")
   parser.add_argument("--output", required=True, help="index directory to write")
   parser.add_argument("--kind", choices=("scann", "brute_force"), default="scann")
@@ -83,6 +82,3 @@ def main(argv=None) -> int:
         f"{size / 1e6:.1f} MB")
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

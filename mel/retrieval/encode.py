@@ -16,12 +16,10 @@ import shutil
 import sys
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from mel.retrieval import embeddings  # noqa: E402
+from mel.retrieval import embeddings
 
 from mel import entity_table, files
 
@@ -112,9 +110,8 @@ def encode_entities(model_dir: str, output: str, batch_size: int = 256,
   return manifest
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.retrieval.encode",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel encode") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--model_dir", required=True)
   parser.add_argument("--output", required=True, help="embeddings directory to write")
   parser.add_argument("--batch_size", type=int, default=256)
@@ -131,6 +128,3 @@ def main(argv=None) -> int:
     return 1
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -22,12 +22,10 @@ import sys
 import time
 from typing import Dict, List, Mapping, NamedTuple, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from mel import records, schema  # noqa: E402
+from mel import records, schema
 
 SUMMARY = "summary.json"
 SHARD_PATTERN = "negatives-{index:05d}-of-{count:05d}.tfrecord.gz"
@@ -202,9 +200,8 @@ def _inputs(model_dir, index_path, mining_dir, k, ratio, max_per_mention, seed) 
           "ratio": ratio, "max_per_mention": max_per_mention, "seed": seed}
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.retrieval.negatives",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel negatives") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--model_dir", required=True, help="model whose mention tower encodes")
   parser.add_argument("--index", required=True, help="index of that model's entity encodings")
   parser.add_argument("--output", required=True, help="directory for negatives-*.tfrecord.gz")
@@ -236,6 +233,3 @@ def main(argv=None) -> int:
         f"skipped by the per-entity budget -> {args.output}", file=sys.stderr)
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

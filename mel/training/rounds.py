@@ -70,15 +70,15 @@ def round_overrides(work_dir: str, r: int, config: configs.ExperimentConfig,
 
 def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
          user_overrides: str = "", tpu: Optional[str] = None) -> List[tuple]:
-  """The stages in order: (name, module, args)."""
+  """The stages in order: (name, mel stage, args)."""
   stages = []
   rounds = config.rounds
 
   def encode_and_index(r):
     model = round_dir(work_dir, r)
-    stages.append((f"round {r}: entity encodings", "mel.retrieval.encode",
+    stages.append((f"round {r}: entity encodings", "encode",
                    ["--model_dir", model, "--output", os.path.join(model, "embeddings")]))
-    stages.append((f"round {r}: {rounds.index_kind} index", "mel.retrieval.build_index",
+    stages.append((f"round {r}: {rounds.index_kind} index", "index",
                    ["--embeddings", os.path.join(model, "embeddings"), "--output",
                     os.path.join(model, "index"), "--kind", rounds.index_kind]))
 
@@ -86,7 +86,7 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
     if r > 0:
       encode_and_index(r - 1)
       previous = round_dir(work_dir, r - 1)
-      stages.append((f"round {r}: hard negatives from round {r - 1}", "mel.retrieval.negatives",
+      stages.append((f"round {r}: hard negatives from round {r - 1}", "negatives",
                      ["--model_dir", previous, "--index", os.path.join(previous, "index"),
                       "--output", negatives_dir(work_dir, r), "--mining_dir",
                       config.data.mining_dir, "--k", str(rounds.k), "--ratio",
@@ -98,16 +98,16 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
     if tpu:
       train_args += ["--tpu", tpu]
     what = "from the config" if r == 0 else f"from round {r - 1} on its hard negatives"
-    stages.append((f"round {r}: training {what}", "mel.training.train", train_args))
+    stages.append((f"round {r}: training {what}", "train", train_args))
   encode_and_index(rounds.count)
   return stages
 
 
-def run_stage(name: str, module: str, args: List[str]) -> None:
-  log(f"== {name}: python -m {module} {' '.join(args)}")
-  result = subprocess.run([sys.executable, "-m", module, *args])
+def run_stage(name: str, stage: str, args: List[str]) -> None:
+  log(f"== {name}: mel {stage} {' '.join(args)}")
+  result = subprocess.run([sys.executable, "-m", "mel", stage, *args])
   if result.returncode != 0:
-    raise StageError(f"{name}: `python -m {module}` exited with status {result.returncode}")
+    raise StageError(f"{name}: `mel {stage}` exited with status {result.returncode}")
 
 
 def run(config_path: str, work_dir: str, user_overrides: str = "",
@@ -121,14 +121,13 @@ def run(config_path: str, work_dir: str, user_overrides: str = "",
   stages = plan(config_path, work_dir, config, user_overrides, tpu)
   log(f"{config.rounds.count} hard-negative round(s) after round 0: {len(stages)} stages "
       f"in {work_dir}")
-  for name, module, args in stages:
-    run_stage(name, module, args)
+  for name, stage, args in stages:
+    run_stage(name, stage, args)
   return [round_dir(work_dir, r) for r in range(config.rounds.count + 1)]
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.training.rounds",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel rounds") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--config", required=True, help="YAML experiment config with a rounds "
                       "section (configs/model_f_plus.yaml)")
   parser.add_argument("--work_dir", required=True, help="round0/, round1/, ... go here")
@@ -145,6 +144,3 @@ def main(argv=None) -> int:
       f"{os.path.join(model_dirs[-1], 'index')})")
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

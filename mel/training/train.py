@@ -20,18 +20,16 @@ import sys
 import time
 from typing import Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
-from mel.training import configs, export, optimization, tokenization  # noqa: E402
+from mel.training import configs, export, optimization, tokenization
 
 from mel import entity_table
-from mel.training.inputs import TrainingInputs  # noqa: E402
-from mel.training.input_layout import InputBuilder  # noqa: E402
-from mel.training import bert_init  # noqa: E402
-from mel.modeling.dual_encoder import build_dual_encoder  # noqa: E402
+from mel.training.inputs import TrainingInputs
+from mel.training.input_layout import InputBuilder
+from mel.training import bert_init
+from mel.modeling.dual_encoder import build_dual_encoder
 
 CONFIG_FILE = "config.yaml"
 VOCAB_FILE = "vocab.txt"
@@ -277,8 +275,8 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   return summary
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.train", description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel train") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--config", required=True, help="YAML experiment config (configs/*.yaml)")
   parser.add_argument("--model_dir", required=True, help="where checkpoints and exports go "
                       "(local or gs://); an existing run there is resumed")
@@ -297,6 +295,3 @@ def main(argv=None) -> int:
   log(f"done: step {summary['step']}, outputs in {args.model_dir}")
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

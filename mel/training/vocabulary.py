@@ -13,8 +13,6 @@ import random
 import sys
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def training_texts(mining_dir: str, max_texts: int, seed: int = 0):
@@ -55,9 +53,8 @@ def learn_vocab(texts, vocab_size: int, max_words: int = 20000, iterations: int 
   return vocab
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mel.training.vocabulary",
-                                   description=__doc__.split("\n")[0])
+def main(argv=None, prog: str = "mel vocab") -> int:
+  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
   parser.add_argument("--mining_dir", required=True)
   parser.add_argument("--output", required=True, help="vocab.txt to write")
   parser.add_argument("--vocab_size", type=int, default=8000)
@@ -89,6 +86,3 @@ def main(argv=None) -> int:
         file=sys.stderr)
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())
