@@ -321,6 +321,23 @@ class Index:
     flat = iter(_take(self.ids, rows[valid]))
     return [[next(flat) for _ in range(n)] for n in valid.sum(axis=1).tolist()], scores
 
+  def take_ids(self, rows: np.ndarray) -> List[str]:
+    """The ids of rows int [n] (all >= 0), as a list."""
+    return _take(self.ids, rows)
+
+  def tree_leaves(self) -> Optional[Tuple[int, int]]:
+    """(leaves searched by default, leaves of the smallest tree) for partitioned indexes;
+    None for exact search."""
+    return None
+
+  def wide_search_options(self, factor: int) -> dict:
+    """search() options that look factor times wider than the defaults ({} when exact)."""
+    tree = self.tree_leaves()
+    if tree is None:
+      return {}
+    default, fewest = tree
+    return {"leaves_to_search": min(fewest, factor * default)}
+
   def save(self, path: str, model: Optional[dict] = None) -> dict:
     """Writes the index to directory path atomically; returns the manifest."""
     if model is not None:
@@ -697,6 +714,11 @@ class ScannIndex(Index):
       raise RuntimeError(f"streaming build holds {self.searcher.size()} vectors and "
                          f"{len(self.ids)} ids, expected {expected}")
 
+  def tree_leaves(self):
+    if self.params.get("algorithm") != "tree_ah":
+      return None
+    return self.params["num_leaves_to_search"], self.params["num_leaves"]
+
   def search(self, queries, k, leaves_to_search: Optional[int] = None,
              reorder: Optional[int] = None):
     """As Index.search; leaves_to_search / reorder override the built parameters."""
@@ -778,6 +800,12 @@ class ShardedIndex(Index):
     self.offsets = np.cumsum([0] + [len(s) for s in shards])[:-1].tolist()
     self.threads = min(len(shards), os.cpu_count() or 1)
     self._pool = None
+
+  def tree_leaves(self):
+    trees = [shard.tree_leaves() for shard in self.shards]
+    if any(t is None for t in trees):
+      return None
+    return max(t[0] for t in trees), min(t[1] for t in trees)
 
   def search(self, queries, k, **options):
     """As Index.search over all shards; options (e.g. leaves_to_search) go to each shard."""
