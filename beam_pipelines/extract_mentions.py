@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--wikidata_dump", default="",
                  help="glob of WikiData JSON dump files (.json/.bz2/.gz). Without it every "
                       "entity id is '<dbname>:<Title>'.")
-  p.add_argument("--output_dir", required=True)
+  p.add_argument("--output_dir", "--output", dest="output_dir", required=True,
+                 help="where the records go (local or gs://); --output is the same flag, the "
+                      "name every `mel` command uses")
   p.add_argument("--qids_only", action="store_true",
                  help="drop pages that no WikiData item resolves (the paper's setting)")
   p.add_argument("--context_chars", type=int, default=Config.context_chars)

@@ -104,7 +104,7 @@ class _ReadDumpFn(CountingDoFn):
     pages = 0
     self.count("", "dump/files")
     try:
-      for obj in dump_reader.read_dump(path):
+      for obj in dump_reader.read_dump(path, open_raw=open_beam_file):
         if isinstance(obj, titles.SiteInfo):
           lang = obj.lang
           yield beam.pvalue.TaggedOutput("siteinfo", (obj.wiki, obj))
@@ -417,9 +417,16 @@ class _ParseWikidataFn(CountingDoFn):
         yield dead("wikidata", obj.reason, f"{path}:{line_no}", obj.key, obj.detail)
 
 
+def open_beam_file(path):
+  """A file's raw bytes through Beam's filesystems (local, gs://, ...)."""
+  from apache_beam.io.filesystem import CompressionTypes
+  from apache_beam.io.filesystems import FileSystems
+  return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def _read_lines(path):
   """A WikiData dump file (any compression, local or gs://) -> (path, line number, line)."""
-  with dump_reader.open_dump(path) as raw:
+  with dump_reader.open_dump(path, open_beam_file) as raw:
     for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
       yield path, line_no, line
 

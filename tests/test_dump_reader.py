@@ -100,3 +100,19 @@ def test_export_without_siteinfo_takes_the_wiki_from_xml_lang(shared_data):
   site, pages = _read(shared_data / "wikipedia/edge-cases/enwiki-table-markup.xml.bz2")
   assert (site.wiki, site.lang, site.namespaces) == ("enwiki", "en", {})
   assert len(pages) == 5 and pages[0].title == "Constructive vote of no confidence"
+
+
+def test_urls_need_a_filesystem(tmp_path):
+  """The reader itself opens local files only (it imports no Beam); a URL without open_raw is
+  a clear error naming it, and open_raw serves any scheme."""
+  with pytest.raises(dump_reader.DumpError, match="gs://b/x.xml.bz2: not a local file"):
+    list(dump_reader.read_dump("gs://b/x.xml.bz2"))
+  local = tmp_path / "d.xml"
+  local.write_text("<mediawiki><siteinfo><dbname>xxwiki</dbname></siteinfo></mediawiki>")
+  opened = []
+
+  def open_raw(path):
+    opened.append(path)
+    return open(local, "rb")
+  items = list(dump_reader.read_dump("mem://d.xml", open_raw=open_raw))
+  assert opened == ["mem://d.xml"] and items[0].wiki == "xxwiki"

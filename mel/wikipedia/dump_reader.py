@@ -14,7 +14,7 @@ import dataclasses
 import gzip
 import lzma
 import xml.etree.ElementTree as ET
-from typing import Iterator, Union
+from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from mel.wikipedia import titles
 from mel import languages
@@ -54,17 +54,27 @@ _MAGIC = ((b"BZh", bz2.BZ2File), (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj
           (b"\xfd7zXZ\x00", lzma.LZMAFile))
 
 
-def open_dump(path: str):
-  """Opens a dump (local path or any Beam filesystem URL such as gs://) as decompressed bytes."""
-  from apache_beam.io.filesystems import FileSystems  # Lazy: keeps the pure parts Beam-free.
-  from apache_beam.io.filesystem import CompressionTypes
-  raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+def open_dump(path: str, open_raw: Optional[Callable[[str], BinaryIO]] = None):
+  """Opens a dump as decompressed bytes.
+
+  open_raw(path) returns the file's raw bytes as a seekable binary file; the default opens
+  local files. The Beam jobs pass Beam's FileSystems (gs:// and other URLs), so this module
+  never imports Beam.
+  """
+  raw = (open_raw or _open_local)(path)
   head = raw.read(6)
   raw.seek(0)
   for magic, opener in _MAGIC:
     if head.startswith(magic):
       return opener(raw)
   return raw
+
+
+def _open_local(path: str) -> BinaryIO:
+  if "://" in path:
+    raise DumpError(path, "not a local file: read it through a filesystem that knows its "
+                    "scheme (the Beam jobs pass open_raw)")
+  return open(path, "rb")
 
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -74,13 +84,14 @@ def _local(tag: str) -> str:
   return tag.rsplit("}", 1)[-1]
 
 
-def read_dump(path: str, stream=None) -> Iterator[Union[titles.SiteInfo, RawPage]]:
+def read_dump(path: str, stream=None, open_raw: Optional[Callable[[str], BinaryIO]] = None
+              ) -> Iterator[Union[titles.SiteInfo, RawPage]]:
   """Yields the dump's SiteInfo (first), then every complete <page> as a RawPage.
 
   The wiki is named by <siteinfo><dbname>, or, for exports without <siteinfo>, by the root's
   xml:lang (then the canonical namespace names apply).
   """
-  stream = stream if stream is not None else open_dump(path)
+  stream = stream if stream is not None else open_dump(path, open_raw)
   site = None
   pages = 0
   root = None
