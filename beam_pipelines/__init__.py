@@ -1,6 +1,8 @@
-"""Apache Beam jobs that turn WikiData and Wikipedia dumps into mel's training records.
+"""Apache Beam jobs: WikiData and Wikipedia dumps -> mel's training records (extract_mentions),
+and a model's entities -> embeddings at scale (encode_entities).
 
-The modules without `beam` in their imports (dump_reader, wikitext, titles, sentences, wikidata,
-descriptions, splits) are pure functions over one page or entity; the PTransforms that wire them
-live in `transforms`, and `extract_mentions` builds the pipeline.
+Per-page parsing with no Beam in it (dump reading, titles, wikitext, sentences, redirects) lives
+in mel.wikipedia, which the Mewsli-9 extractor shares; the pure per-entity functions of mining
+(wikidata, descriptions, splits) are here; the PTransforms that wire them are in `transforms`,
+and `extract_mentions` builds the pipeline.
 """

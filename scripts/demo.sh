@@ -3,7 +3,7 @@
 #   1. mines the shared Wikipedia excerpts (bn, el, en, ja, mr, uk, vi) with the shared
 #      WikiData entities into out/mining;
 #   2. learns a WordPiece vocabulary from the mined text (no mBERT can be downloaded here);
-#   3-7. `python -m mel.rounds` (configs/demo_cpu.yaml, a tiny Model F+) into out/models/demo_f:
+#   3-7. `mel rounds` (configs/demo_cpu.yaml, a tiny Model F+) into out/models/demo_f:
 #      3. round 0 trained from scratch, both towers exported;
 #      4. every entity encoded, a ScaNN index built;
 #      5. hard negatives mined with per-entity label balance;
@@ -19,48 +19,48 @@ cd "$(dirname "$0")/.."
 DATA="${MEL_SHARED_DATA:-../shared/data}"
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
-PY=.venv/bin/python
+MEL=.venv/bin/mel
 
 echo "== 1/10 mining =="
 .venv/bin/beam run extract_mentions \
   --wikipedia_dumps="$DATA/wikipedia/excerpts/*.xml.bz2" \
   --wikidata_dump="$DATA/wikidata/entities.jsonl" \
-  --output_dir=out/mining "$@"
+  --output=out/mining "$@"
 
 echo "== 2/10 vocabulary =="
 if [[ -s out/vocab.txt ]]; then
   echo "out/vocab.txt exists: reused"
 else
-  $PY -m mel.build_vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000
+  $MEL vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000
 fi
 
-echo "== 3-7/10 Model F+: round 0, hard negatives, round 1 (python -m mel.rounds) =="
+echo "== 3-7/10 Model F+: round 0, hard negatives, round 1 (mel rounds) =="
 # round0/ (configs/demo_cpu.yaml), its entity encodings + ScaNN index, hard negatives mined
 # with per-entity balance (ratio 10) into negatives_round1/, round1/ trained 300 steps from
 # round 0's weights on 2 negatives per mention, and round 1's encodings + index.
-$PY -m mel.rounds --config configs/demo_cpu.yaml --work_dir out/models/demo_f \
+$MEL rounds --config configs/demo_cpu.yaml --output out/models/demo_f \
   --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt
 
 echo "== 8/10 Model E (an embedding per entity), encodings + index =="
-$PY -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
+$MEL train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
   --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt,model.kind=E,\
 train.entity_entity_task=false
-$PY -m mel.encode_entities --model_dir out/models/demo_e --output out/models/demo_e/embeddings
-$PY -m mel.build_index --embeddings out/models/demo_e/embeddings --output out/models/demo_e/index
+$MEL encode --model_dir out/models/demo_e
+$MEL index --model_dir out/models/demo_e
 
 echo "== 9/10 evaluation on the held-out split: F round 1, F round 0, E, alias table =="
-$PY -m mel.evaluate \
+$MEL evaluate \
   --model_dir out/models/demo_f/round1 --name "F round 1" \
   --model_dir out/models/demo_f/round0 --name "F round 0" \
   --model_dir out/models/demo_e --name E \
-  --dataset 'holdout:out/mining/mentions/holdout-*.tfrecord.gz' --k 1,10,100 \
+  --dataset 'holdout:out/mining/mentions/holdout-*.tfrecord.gz' --recall_at 1,10,100 \
   --output out/eval/holdout
 
 echo "== 10/10 mention dictionary + linking example sentences (el, uk, vi, ja, bn, mr) =="
-$PY -m mel.build_dictionary --mining_dir out/mining --output out/models/demo_f/round1/dictionary
-MEL_MODEL_DIR=out/models/demo_f/round1 .venv/bin/mel link \
+$MEL dictionary --mining_dir out/mining --output out/models/demo_f/round1/dictionary
+MEL_MODEL_DIR=out/models/demo_f/round1 $MEL link \
   --input scripts/link_examples.jsonl --output out/linked_examples.jsonl
-$PY - <<'PY'
+.venv/bin/python - <<'PY'
 import json
 for line in open("out/linked_examples.jsonl", encoding="utf-8"):
   doc = json.loads(line)
@@ -76,7 +76,8 @@ echo "outputs:"
 echo "  out/mining             mentions/, entities/, entity_pairs/, documents/, counts/,"
 echo "                         dead_letter/, summary.txt, summary.json (layout: mel/records.py)"
 echo "  out/vocab.txt          WordPiece vocabulary (mBERT layout)"
-echo "  out/models/demo_f/round0    Model F+ round 0: config.yaml, vocab.txt, entities.tsv,"
+echo "  out/models/demo_f/round0    Model F+ round 0 (model dir layout: mel/model_dir.py): config.yaml,"
+echo "                         vocab.txt, entities.tsv,"
 echo "                         checkpoints/, train/ (TensorBoard), export/{mention,entity}_encoder"
 echo "                         (SavedModels), train_summary.json, embeddings/, index/ (ScaNN)"
 echo "  out/models/demo_f/negatives_round1   MentionWithNegatives records + summary.json"
