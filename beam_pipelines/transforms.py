@@ -24,6 +24,8 @@ from beam_pipelines import wikidata
 from mel.wikipedia import wikitext
 from mel import languages
 from mel import schema
+from mel.wikipedia.redirects import (REDIRECT_CHAIN_TOO_LONG, REDIRECT_LOOP,  # noqa: F401
+                                     REDIRECT_TO_NON_ARTICLE, next_hop)
 
 COUNTS = "counts"
 DEAD_LETTER = "dead_letter"
@@ -32,9 +34,6 @@ DEAD_LETTER = "dead_letter"
 TARGET_HAS_NO_PAGE = "target_has_no_page"
 TARGET_FAILED_TO_PARSE = "target_failed_to_parse"
 REDIRECT_TARGET_HAS_NO_PAGE = "redirect_target_has_no_page"
-REDIRECT_TO_NON_ARTICLE = "redirect_to_non_article"
-REDIRECT_LOOP = "redirect_loop"
-REDIRECT_CHAIN_TOO_LONG = "redirect_chain_too_long"
 FILTERED_CLASS = "filtered_class"
 NO_QID = "no_qid"
 EXCLUDED_DOCUMENT = "excluded_document"
@@ -232,7 +231,11 @@ def _first(values):
 
 
 def _redirect_step(key, grouped, max_hops=4):
-  """One round of following redirects: states waiting at `key` meet the node at `key`."""
+  """One round of following redirects: states waiting at `key` meet the node at `key`.
+
+  A state is (src, hops taken to reach key, titles passed after src); the redirect rule itself
+  is mel.wikipedia.redirects.next_hop, shared with the Mewsli-9 extractor.
+  """
   node = _first(grouped["node"])
   for src, hops, visited in grouped["state"]:
     if node is None:
@@ -242,16 +245,12 @@ def _redirect_step(key, grouped, max_hops=4):
     elif node[0] == UNPARSED_NODE:
       yield "done", (src, ("fail", TARGET_FAILED_TO_PARSE, ""))
     else:
-      target = node[1]
-      next_key = (key[0], target)
-      if not target:
-        yield "done", (src, ("fail", REDIRECT_TO_NON_ARTICLE, ""))
-      elif next_key == src or next_key in visited:
-        yield "done", (src, ("fail", REDIRECT_LOOP, " -> ".join(t for _, t in visited + (key,))))
-      elif hops >= max_hops:
-        yield "done", (src, ("fail", REDIRECT_CHAIN_TOO_LONG, f"more than {max_hops} hops"))
+      # next_hop wants the whole chain passed so far, its start first.
+      step = next_hop(key, node[1], (src,) + visited, hops, max_hops)
+      if step[0] == "fail":
+        yield "done", (src, step)
       else:
-        yield "pending", (next_key, (src, hops + 1, visited + (key,)))
+        yield "pending", (step[1], (src, hops + 1, visited + (key,)))
 
 
 class ResolveTitles(beam.PTransform):

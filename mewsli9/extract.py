@@ -1,8 +1,9 @@
 """A Mewsli-9-format dataset from WikiNews dumps (paper Sec. 3 and Appendix A).
 
-    python -m mewsli9.extract --dumps 'dumps/*wikinews-*-pages-articles.xml.bz2' \
-        --mining_dir out/mining --output DIR [--redirect_dumps GLOB[,GLOB]] \
-        [--keep_page_entities] [--max_redirect_hops 4] [--max_docs N]
+    python -m mewsli9.extract --wikinews_dumps 'dumps/*wikinews-*-pages-articles.xml.bz2' \
+        --mining_dir out/mining --output DIR [--wikipedia_dumps GLOB[,GLOB]] \
+        [--keep_page_entities] [--max_redirect_hops 4] [--max_docs N] [--overwrite] \
+        [--no_progress]
 
 WikiNews dumps are MediaWiki dumps like Wikipedia's, read with mel.wikipedia.dump_reader.
 Per article (namespace 0, not a redirect):
@@ -22,16 +23,19 @@ Per article (namespace 0, not a redirect):
    to WikiNews pages, in its own and another language's WikiNews: not mentions.) The mention is
    the displayed anchor, trail included, as in mining.
 4. **Resolution**: the title is normalised as MediaWiki does (mel.wikipedia.titles), followed
-   through redirects of that Wikipedia (read from --redirect_dumps; at most --max_redirect_hops,
-   loops detected), then looked up in the KB: the mining run's entities (their sitelinks). A
+   through redirects of that Wikipedia (read from --wikipedia_dumps, the dumps the mining run
+   read; at most --max_redirect_hops, loops detected, by mel.wikipedia.redirects: the mining
+   pipeline's rule), then looked up in the KB: the mining run's entities (their sitelinks). A
    link that does not resolve is counted under its reason and dropped, as in the paper; so is
    one resolving to a page-only entity (no QID) unless --keep_page_entities.
 
 Output (mewsli9.reader's format): `<output>/<lang>/docs.tsv, mentions.tsv, text/<docid>`, each
 language directory written whole and renamed into place, plus `<output>/summary.json`, written
-last. Only documents with at least one mention are written (as in the release). docid is
+last. An output that already holds a dataset is replaced only with --overwrite (language
+directories of the old dataset that the new one lacks are then removed, so two runs never mix).
+Only documents with at least one mention are written (as in the release). docid is
 `<lang>-<page id>`; revid is empty (the dump reader keeps the last revision's text, not its id);
-freq_bin is the entity's bin by its training mentions in the mining run (mel.evaluation.evaluate's bins);
+freq_bin is the entity's bin by its training mentions in the mining run (mel.bins);
 qid_in_refs is whether the entity has an English Wikipedia sitelink.
 
 Accounting (summary.json, printed): links found = mentions + unresolved (by reason) + links that
@@ -46,15 +50,17 @@ import html
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import urllib.parse
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import mwparserfromhell
 
-from mel.wikipedia import dump_reader, titles, wikitext
-from mel import languages
+from mel import flags, languages
+from mel.bins import frequency_bin
+from mel.wikipedia import dump_reader, redirects as redirect_rule, titles, wikitext
 from mewsli9 import reader
 
 # Page-final section headings, per language (regular expressions, full match on the heading
@@ -109,15 +115,14 @@ LANGUAGE_ALIASES = {"nb": "no", "zh-cn": "zh", "zh-tw": "zh", "be-tarask": "be-x
 # Project database-name suffixes and their domains, for document URLs.
 PROJECT_DOMAINS = (("wikinews", "wikinews.org"), ("wiki", "wikipedia.org"))
 
-# Reasons a Wikipedia link does not become a mention.
+# Reasons a Wikipedia link does not become a mention (besides mel.wikipedia.redirects' REDIRECT_*).
 NOT_IN_KB = "not_in_kb"
 PAGE_ONLY_ENTITY = "page_only_entity"
-REDIRECT_TO_NON_ARTICLE = "redirect_to_non_article"
-REDIRECT_LOOP = "redirect_loop"
-REDIRECT_CHAIN_TOO_LONG = "redirect_chain_too_long"
 # Reasons a link is not a Wikipedia link (besides mel.wikipedia.wikitext's skip reasons).
 SAME_PROJECT_LINK = "same_project_link"
 SPAN_PAST_TEXT_END = "span_past_text_end"
+
+SUMMARY = "summary.json"   # written last: its presence means the dataset is complete
 
 _SENTINEL = "\ue000"   # private-use character: marks Wikipedia links for the walk
 _PREFIX_RE = re.compile(r"\s*(?:w|wikipedia)\s*:", re.IGNORECASE)
@@ -290,24 +295,6 @@ def parse_news_page(wikitext_source: str, site: titles.SiteInfo) -> NewsPage:
 # resolution
 
 
-def follow_redirects(key: Tuple[str, str], redirects: Mapping[Tuple[str, str], str],
-                     max_hops: int):
-  """(wiki, title) -> ('ok', final key) | ('fail', reason), following redirect pages."""
-  visited = [key]
-  while key in redirects:
-    target = redirects[key]
-    if not target:
-      return "fail", REDIRECT_TO_NON_ARTICLE
-    nxt = (key[0], target)
-    if nxt in visited:
-      return "fail", REDIRECT_LOOP
-    if len(visited) > max_hops:
-      return "fail", REDIRECT_CHAIN_TOO_LONG
-    visited.append(nxt)
-    key = nxt
-  return "ok", key
-
-
 @dataclasses.dataclass(frozen=True)
 class KbEntry:
   entity_id: str
@@ -348,7 +335,7 @@ def read_redirects(paths: Iterable[str], wikis: Optional[set] = None,
       if isinstance(item, titles.SiteInfo):
         site = item
         if wikis is not None and site.wiki not in wikis:
-          counts["redirect_dumps/skipped_wiki"] += 1
+          counts["wikipedia_dumps/skipped_wiki"] += 1
           break
         continue
       if item.ns != 0:
@@ -400,17 +387,32 @@ def wikipedia_url(lang: str, title: str) -> str:
           + urllib.parse.quote(title.replace(" ", "_"), safe=";@$!*(),/:'~"))
 
 
-def extract(dumps: List[str], mining_dir: str, output: str, *, redirect_dumps=(),
+def existing_dataset(output: str) -> List[str]:
+  """What of a Mewsli-9 dataset output already holds: summary.json, language directories."""
+  found = [os.path.join(output, SUMMARY)] if os.path.exists(os.path.join(output, SUMMARY)) else []
+  return found + sorted(os.path.dirname(p)
+                        for p in _glob.glob(os.path.join(_glob.escape(output), "*", reader.DOCS)))
+
+
+def extract(wikinews_dumps: List[str], mining_dir: str, output: str, *, wikipedia_dumps=(),
             keep_page_entities: bool = False, max_redirect_hops: int = 4, max_docs: int = 0,
-            progress: bool = True) -> dict:
-  """Runs the extraction; returns the summary (also <output>/summary.json)."""
+            overwrite: bool = False, progress: bool = True) -> dict:
+  """Runs the extraction; returns the summary (also <output>/summary.json).
+
+  ValueError when output already holds a dataset and overwrite is False (checked first, so a
+  refused run reads no dump).
+  """
   from tqdm import tqdm
-  from mel.evaluation.evaluate import frequency_bin
+  old = existing_dataset(output)
+  if old and not overwrite:
+    names = ", ".join(os.path.basename(path) for path in old)
+    raise ValueError(f"{output} already holds a Mewsli-9 dataset ({names}): pass --overwrite "
+                     "to replace it")
   started = time.time()
   counts = collections.defaultdict(collections.Counter)   # lang -> counter
   articles: List[_Article] = []
   errors = []
-  for path in dumps:
+  for path in wikinews_dumps:
     site = None
     try:
       for item in tqdm(dump_reader.read_dump(path), desc=os.path.basename(path), unit="page",
@@ -447,8 +449,9 @@ def extract(dumps: List[str], mining_dir: str, output: str, *, redirect_dumps=()
 
   # Resolution: redirects of the wikis that links point at, then the KB for the final titles.
   keys = {(wiki, title) for a in articles for _, _, _, wiki, title in a.links}
-  redirects, redirect_counts = read_redirects(redirect_dumps, {w for w, _ in keys}, progress)
-  resolved = {key: follow_redirects(key, redirects, max_redirect_hops) for key in keys}
+  redirects, redirect_counts = read_redirects(wikipedia_dumps, {w for w, _ in keys}, progress)
+  # ("ok", final key, hops) | ("fail", reason, detail)
+  resolved = {key: redirect_rule.follow(key, redirects, max_redirect_hops) for key in keys}
   kb = read_kb(mining_dir, {r[1] for r in resolved.values() if r[0] == "ok"})
 
   by_lang = collections.defaultdict(lambda: ([], {}, []))   # lang -> (docs, texts, mentions)
@@ -457,7 +460,7 @@ def extract(dumps: List[str], mining_dir: str, output: str, *, redirect_dumps=()
     mentions = []
     docid = f"{a.lang}-{a.page_id}"
     for start, end, lang, wiki, title in a.links:
-      status, value = resolved[(wiki, title)]
+      status, value = resolved[(wiki, title)][:2]
       entry = kb.get(value) if status == "ok" else None
       reason = value if status == "fail" else (
           NOT_IN_KB if entry is None else
@@ -488,16 +491,21 @@ def extract(dumps: List[str], mining_dir: str, output: str, *, redirect_dumps=()
   for lang, (docs, texts, mentions) in tqdm(sorted(by_lang.items()), desc="writing",
                                             disable=not progress):
     reader.write_language(os.path.join(output, lang), docs, texts, mentions)
-  summary = _summary(counts, dumps, redirect_dumps, redirect_counts, mining_dir, output,
-                     keep_page_entities, max_redirect_hops, errors, time.time() - started)
-  tmp = os.path.join(output, f".summary.json.tmp-{os.getpid()}")
+  written = {os.path.join(output, lang) for lang in by_lang}
+  for stale in old:
+    if os.path.isdir(stale) and stale not in written:
+      shutil.rmtree(stale)
+  summary = _summary(counts, wikinews_dumps, wikipedia_dumps, redirect_counts, mining_dir,
+                     output, keep_page_entities, max_redirect_hops, errors,
+                     time.time() - started)
+  tmp = os.path.join(output, f".{SUMMARY}.tmp-{os.getpid()}")
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=2, sort_keys=True, ensure_ascii=False)
-  os.replace(tmp, os.path.join(output, "summary.json"))
+  os.replace(tmp, os.path.join(output, SUMMARY))
   return summary
 
 
-def _summary(counts, dumps, redirect_dumps, redirect_counts, mining_dir, output,
+def _summary(counts, wikinews_dumps, wikipedia_dumps, redirect_counts, mining_dir, output,
              keep_page_entities, max_redirect_hops, errors, seconds) -> dict:
   total = collections.Counter()
   for c in counts.values():
@@ -509,8 +517,8 @@ def _summary(counts, dumps, redirect_dumps, redirect_counts, mining_dir, output,
       "links/found", "links/mention", "links/wikipedia_link") and
       not k.startswith("links/unresolved/"))
   return {
-      "inputs": {"dumps": [os.path.abspath(p) for p in dumps],
-                 "redirect_dumps": [os.path.abspath(p) for p in redirect_dumps],
+      "inputs": {"wikinews_dumps": [os.path.abspath(p) for p in wikinews_dumps],
+                 "wikipedia_dumps": [os.path.abspath(p) for p in wikipedia_dumps],
                  "mining_dir": os.path.abspath(mining_dir),
                  "keep_page_entities": keep_page_entities,
                  "max_redirect_hops": max_redirect_hops},
@@ -564,29 +572,34 @@ def format_summary(summary: dict) -> str:
   return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m mewsli9.extract",
-                                   description=__doc__.split("\n")[0])
-  parser.add_argument("--dumps", required=True,
-                      help="WikiNews (or Wikipedia) pages-articles dumps: GLOB[,GLOB]")
-  parser.add_argument("--mining_dir", required=True,
-                      help="mining output whose entities (sitelinks -> QID) are the KB")
-  parser.add_argument("--output", required=True, help="dataset directory")
-  parser.add_argument("--redirect_dumps", default="",
-                      help="Wikipedia dumps whose redirect pages resolve link titles: "
-                           "GLOB[,GLOB] (without: redirects are not followed)")
-  parser.add_argument("--keep_page_entities", action="store_true",
-                      help="keep links resolving to entities without a QID (not the paper's "
-                           "setting; for KBs of dump excerpts)")
-  parser.add_argument("--max_redirect_hops", type=int, default=4)
-  parser.add_argument("--max_docs", type=int, default=0,
-                      help="articles per language to read (0: all)")
-  args = parser.parse_args(argv)
+def main(argv=None, prog: str = "python -m mewsli9.extract") -> int:
+  p = flags.parser(prog, __doc__)
+  p.add_argument("--wikinews_dumps", required=True,
+                 help="WikiNews (or Wikipedia) pages-articles dumps: GLOB[,GLOB]")
+  flags.mining_dir(p, required=True,
+                   help="mining run (beam run extract_mentions output) whose entities "
+                   "(sitelinks -> QID) are the KB")
+  flags.output(p, help="dataset directory")
+  p.add_argument("--wikipedia_dumps", default="",
+                 help="Wikipedia dumps (as for beam run extract_mentions), read for their "
+                 "redirect pages, which resolve link titles: GLOB[,GLOB] (without: redirects "
+                 "are not followed)")
+  p.add_argument("--keep_page_entities", action="store_true",
+                 help="keep links resolving to entities without a QID (not the paper's "
+                 "setting; for KBs of dump excerpts)")
+  p.add_argument("--max_redirect_hops", type=int, default=4,
+                 help="redirect hops followed at most (default 4, as beam run extract_mentions)")
+  p.add_argument("--max_docs", type=int, default=0,
+                 help="articles per language to read (0: all)")
+  flags.overwrite(p, help="replace a dataset already in --output")
+  flags.no_progress(p)
+  args = p.parse_args(argv)
   try:
-    summary = extract(_expand(args.dumps), args.mining_dir, args.output,
-                      redirect_dumps=_expand(args.redirect_dumps),
+    summary = extract(_expand(args.wikinews_dumps), args.mining_dir, args.output,
+                      wikipedia_dumps=_expand(args.wikipedia_dumps),
                       keep_page_entities=args.keep_page_entities,
-                      max_redirect_hops=args.max_redirect_hops, max_docs=args.max_docs)
+                      max_redirect_hops=args.max_redirect_hops, max_docs=args.max_docs,
+                      overwrite=args.overwrite, progress=not args.no_progress)
   except (FileNotFoundError, ValueError) as e:
     print(f"[mewsli9.extract] error: {e}", file=sys.stderr)
     return 1

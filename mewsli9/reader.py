@@ -12,7 +12,7 @@ The TSVs have a header line and csv quoting (a field holding a tab, quote or lin
 quoted, `""` is a quote inside it), as pandas writes them. `position` and `length` count
 Unicode code points of the text; `text_md5` is the MD5 of the text file's bytes; `qid_in_refs`
 is "True"/"False" (the entity has an English Wikipedia page); `freq_bin` 0-5 is the frequency
-bin of the entity in the paper's training data (mel.evaluation.evaluate.BIN_LABELS).
+bin of the entity in the paper's training data (mel.bins.BIN_LABELS).
 
 `read_dataset` raises Mewsli9FormatError, naming the file and line, when a file cannot be read
 as this format (missing column, non-integer position, ...). Content problems are reported, not
@@ -32,13 +32,15 @@ import os
 import sys
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from mel.bins import BIN_LABELS
+
 DOCS = "docs.tsv"
 MENTIONS = "mentions.tsv"
 TEXT_DIR = "text"
 DOC_COLUMNS = ("docid", "title", "curid", "revid", "url", "text_md5")
 MENTION_COLUMNS = ("docid", "position", "length", "mention", "url", "lang", "qid",
                    "qid_in_refs", "freq_bin")
-NUM_BINS = 6
+NUM_BINS = len(BIN_LABELS)
 
 # Problem kinds (Dataset.problems keys).
 MD5_MISMATCH = "md5_mismatch"
@@ -264,31 +266,21 @@ def _write_tsv(path: str, columns: Sequence[str], rows: Iterable[Sequence]) -> N
 
 def write_language(directory: str, docs: Sequence[Doc], texts: Dict[str, str],
                    mentions: Sequence[Mention]) -> None:
-  """Writes one language directory atomically: built under a temp name, then renamed.
-
-  An existing directory is replaced. text_md5 of each doc must match its text (it is the
-  caller's MD5 of texts[docid].encode('utf-8')).
+  """Writes one language directory atomically (mel.files.atomic_directory: built under a temp
+  name, then renamed); an existing directory is replaced. text_md5 of each doc must match its
+  text (it is the caller's MD5 of texts[docid].encode('utf-8')).
   """
-  import shutil
-  directory = os.path.abspath(directory)
-  tmp = f"{directory}.tmp-{os.getpid()}"
-  if os.path.exists(tmp):
-    shutil.rmtree(tmp)
-  os.makedirs(os.path.join(tmp, TEXT_DIR))
-  for doc in docs:
-    with open(os.path.join(tmp, TEXT_DIR, doc.docid), "wb") as f:
-      f.write(texts[doc.docid].encode("utf-8"))
-  _write_tsv(os.path.join(tmp, DOCS), DOC_COLUMNS,
-             ([getattr(d, c) for c in DOC_COLUMNS] for d in docs))
-  _write_tsv(os.path.join(tmp, MENTIONS), MENTION_COLUMNS,
-             ([m.docid, m.position, m.length, m.mention, m.url, m.lang, m.qid,
-               "True" if m.qid_in_refs else "False", m.freq_bin] for m in mentions))
-  old = f"{directory}.old-{os.getpid()}"
-  if os.path.exists(directory):
-    os.replace(directory, old)
-  os.replace(tmp, directory)
-  if os.path.exists(old):
-    shutil.rmtree(old)
+  from mel.files import atomic_directory
+  with atomic_directory(directory) as tmp:
+    os.makedirs(os.path.join(tmp, TEXT_DIR))
+    for doc in docs:
+      with open(os.path.join(tmp, TEXT_DIR, doc.docid), "wb") as f:
+        f.write(texts[doc.docid].encode("utf-8"))
+    _write_tsv(os.path.join(tmp, DOCS), DOC_COLUMNS,
+               ([getattr(d, c) for c in DOC_COLUMNS] for d in docs))
+    _write_tsv(os.path.join(tmp, MENTIONS), MENTION_COLUMNS,
+               ([m.docid, m.position, m.length, m.mention, m.url, m.lang, m.qid,
+                 "True" if m.qid_in_refs else "False", m.freq_bin] for m in mentions))
 
 
 def text_md5(text: str) -> str:

@@ -103,7 +103,8 @@ def mini_mewsli9(shared_data, mini_mining, tmp_path_factory):
   import json
   out = tmp_path_factory.mktemp("mewsli9") / "dataset"
   dumps = f"{shared_data}/wikipedia/mini/*.xml.bz2"
-  result = run_module("mewsli9.extract", "--dumps", dumps, "--redirect_dumps", dumps,
-                      "--mining_dir", mini_mining[0], "--output", out, "--keep_page_entities")
+  result = run_module("mewsli9.extract", "--wikinews_dumps", dumps, "--wikipedia_dumps", dumps,
+                      "--mining_dir", mini_mining[0], "--output", out, "--keep_page_entities",
+                      "--no_progress")
   assert result.returncode == 0, result.stderr[-3000:]
   return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))

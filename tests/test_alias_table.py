@@ -86,3 +86,24 @@ def test_malformed_files_name_the_line(tmp_path, body, line):
   path.write_text("surface\tentity\n", encoding="utf-8")
   with pytest.raises(AliasTableError, match="line 1"):
     AliasTable.load(str(path))
+
+
+def test_the_alias_table_ranks_as_the_shared_anchor_counts():
+  """The baseline is mel.anchors' P(entity | text): the same counts and the same rankings as
+  the spotter's dictionary gets from the same mentions."""
+  from mel.anchors import AnchorCounts
+  t, counts = table(), AnchorCounts.from_mentions(TRAINING)
+  assert t.counts == counts.counts and t.pooled == counts.pooled
+  assert t.entity_totals == counts.entity_totals and t.skipped == counts.skipped
+  for text in ("paris", "PARIS", "Ｍｅｒｃｕｒｙ", "springfield", "lyon", "   "):
+    for lang in ("en", "fr", "de", ""):
+      assert t.ranked(text, lang) == counts.ranked(text, lang), (text, lang)
+
+
+def test_cli_writes_a_loadable_table_and_names_a_missing_mining_run(tmp_path, capsys):
+  from mel.evaluation import alias_table
+  assert alias_table.main(["--mining_dir", str(tmp_path / "nowhere"), "--output",
+                           str(tmp_path / "t.tsv"), "--no_progress"]) == 1
+  assert "nowhere" in capsys.readouterr().err
+  with pytest.raises(SystemExit):      # --output is required
+    alias_table.main(["--mining_dir", str(tmp_path)])

@@ -1,4 +1,5 @@
-"""mel.evaluation.evaluate: frequency bins, R@k, micro vs macro, reports; end to end on the mini model."""
+"""mel.evaluation: frequency bins (mel.bins), R@k, micro vs macro, reports, the CLI's flags; end
+to end on the mini model."""
 import json
 import os
 import shutil
@@ -7,8 +8,12 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from mel.evaluation import evaluate
-from mel.evaluation.evaluate import BIN_LABELS, Query, frequency_bin, gold_ranks, recall_report
+from mel import flags
+from mel.bins import BIN_LABELS, frequency_bin
+from mel.evaluation import evaluate, metrics, report as reports
+from mel.evaluation.datasets import Query
+from mel.evaluation.metrics import gold_ranks, recall_report
+from mel.evaluation.systems import ALIAS_TABLE, DualEncoder
 
 
 @pytest.mark.parametrize("count, expected", [
@@ -29,11 +34,11 @@ def test_ranks_and_recall_on_hand_made_predictions():
   ranks = gold_ranks(predictions, gold)
   assert ranks.tolist() == [1, 2, 0, 4, 0]
   # Hits: R@1 {0}, R@2 {0, 1}, R@4 and beyond {0, 1, 3}; 5 queries.
-  assert evaluate.recall_at(ranks, 1) == pytest.approx(1 / 5)
-  assert evaluate.recall_at(ranks, 2) == pytest.approx(2 / 5)
-  assert evaluate.recall_at(ranks, 3) == pytest.approx(2 / 5)
-  assert evaluate.recall_at(ranks, 4) == evaluate.recall_at(ranks, 100) == pytest.approx(3 / 5)
-  assert evaluate.recall_at(np.zeros(0, np.int64), 1) is None
+  assert metrics.recall_at(ranks, 1) == pytest.approx(1 / 5)
+  assert metrics.recall_at(ranks, 2) == pytest.approx(2 / 5)
+  assert metrics.recall_at(ranks, 3) == pytest.approx(2 / 5)
+  assert metrics.recall_at(ranks, 4) == metrics.recall_at(ranks, 100) == pytest.approx(3 / 5)
+  assert metrics.recall_at(np.zeros(0, np.int64), 1) is None
   with pytest.raises(ValueError):
     gold_ranks(predictions, gold[:2])
 
@@ -107,14 +112,14 @@ def test_report_files_table_and_plots(tmp_path):
   assert alias["micro"]["R@1"] == pytest.approx(1 / 3) and alias["no_candidates"] == 1
   assert report["bins"]["queries"] == [1, 0, 2, 0, 0, 0]
 
-  paths = evaluate.write_report(report, str(tmp_path))
+  paths = reports.write_report(report, str(tmp_path))
   for key in ("bin_plot", "language_plot"):
     with open(paths[key], "rb") as f:
       assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-  saved = json.loads((tmp_path / evaluate.JSON_NAME).read_text(encoding="utf-8"))
+  saved = json.loads((tmp_path / reports.JSON_NAME).read_text(encoding="utf-8"))
   assert saved["dataset"]["spec"] == "test:fake" and saved["k"] == [1, 10]
   assert saved["systems"]["model"]["results"]["micro"]["R@1"] == pytest.approx(1 / 3)
-  table = (tmp_path / evaluate.MARKDOWN_NAME).read_text(encoding="utf-8")
+  table = (tmp_path / reports.MARKDOWN_NAME).read_text(encoding="utf-8")
   assert "| Bin | Queries | model R@1 | model R@10 | alias table R@1 | alias table R@10 |" in table
   assert "| [0, 1) | 1 | 1.000 | 1.000 | 0.000 | 0.000 |" in table
   assert "| [1, 10) | 0 | – | – | – | – |" in table
@@ -124,25 +129,82 @@ def test_report_files_table_and_plots(tmp_path):
   assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
 
 
+EVALUATION_MODULES = ("mel.evaluation.evaluate", "mel.evaluation.alias_table",
+                      "mel.evaluation.metrics", "mel.evaluation.datasets",
+                      "mel.evaluation.systems", "mel.evaluation.report")
+
+
 def test_evaluation_imports_no_beam_and_no_training_code():
-  """What evaluation imports (eagerly or in its functions), in a fresh interpreter."""
+  """What evaluation imports (eagerly, and what its functions import: the index, the towers,
+  the model dir, records, the Mewsli-9 reader, matplotlib), in a fresh interpreter."""
   import subprocess
   import sys
-  code = ("import sys, mel.evaluation.evaluate, mel.evaluation.alias_table, mel.retrieval.negatives, mel.retrieval.encode, "
-          "mel.retrieval.index, mel.records, mel.training.configs, mewsli9.reader, matplotlib, tqdm; "
+  code = ("import sys, " + ", ".join(EVALUATION_MODULES) + ", mel.retrieval, mel.towers, "
+          "mel.model_dir, mel.records, mel.anchors, mewsli9.reader, matplotlib, tqdm; "
           "print(sorted(m for m in sys.modules if m.split('.')[0] in "
           "('apache_beam', 'beam_pipelines', 'official', 'tensorflow') or "
-          "m.startswith(('mel.training.train', 'mel.modeling', 'mel.training.inputs'))))")
+          "m.startswith(('mel.training', 'mel.modeling', 'mel.retrieval.negatives', "
+          "'mel.retrieval.encode'))))")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == "[]"
 
 
-def test_k_parsing():
-  assert evaluate.parse_ks("100,1,10,1") == [1, 10, 100]
+def test_evaluation_sources_import_no_training_or_later_stage():
+  """Function-level imports too: DualEncoder imports the towers only when it runs."""
+  import ast
+  import importlib
+  banned = ("mel.training", "mel.modeling", "mel.retrieval.negatives", "mel.retrieval.encode",
+            "apache_beam", "beam_pipelines", "mel.linking")
+  for name in EVALUATION_MODULES:
+    with open(importlib.import_module(name).__file__, encoding="utf-8") as f:
+      tree = ast.parse(f.read())
+    imported = set()
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        imported.update(a.name for a in node.names)
+      elif isinstance(node, ast.ImportFrom):
+        imported.update(f"{node.module}.{a.name}" for a in node.names)
+    assert not [m for m in imported if m.startswith(banned)], (name, sorted(imported))
+
+
+def test_recall_at_parsing():
+  assert flags.parse_cutoffs("100,1,10,1") == [1, 10, 100]
   for bad in ("", "0,1", "a"):
-    with pytest.raises(ValueError):
-      evaluate.parse_ks(bad)
+    with pytest.raises(ValueError, match="--recall_at"):
+      flags.parse_cutoffs(bad)
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--recall_at", "1,x"], "--recall_at '1,x': expected comma-separated positive integers"),
+    (["--k", "1,10"], "unrecognized arguments: --k"),          # renamed to --recall_at
+    (["--batch_size", "0"], "--batch_size must be a positive integer"),
+])
+def test_cli_flag_errors_name_the_flag(flag, message, capsys):
+  with pytest.raises(SystemExit) as exit:     # argparse's usage error; `mel` returns its code
+    evaluate.main(["--dataset", "holdout:nowhere-*", "--no_alias_table"] + flag)
+  assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "nothing"], "--dataset 'nothing': expected holdout:GLOB or mewsli9:DIR"),
+    (["--dataset", "holdout:x"], "--mining_dir is required without --model_dir"),
+    (["--dataset", "holdout:x", "--mining_dir", "m"], "--output is required without --model_dir"),
+    (["--dataset", "holdout:x", "--model_dir", "a", "--index", "i", "--index", "j"],
+     "2 --index for 1 --model_dir"),
+    (["--dataset", "holdout:x", "--model_dir", "a", "--name", "alias table"],
+     "system names must be distinct"),
+])
+def test_run_errors_name_the_problem(argv, message, capsys):
+  assert evaluate.main(argv) == 1
+  assert message in capsys.readouterr().err
+
+
+def test_the_mining_dir_defaults_to_the_model_config(tmp_path, capsys):
+  """Without --mining_dir, the model's config.yaml names it (read by mel.model_dir)."""
+  (tmp_path / "config.yaml").write_text("data:\n  mining_dir: ''\n", encoding="utf-8")
+  assert evaluate.main(["--model_dir", str(tmp_path), "--dataset", "holdout:x"]) == 1
+  assert "no data.mining_dir (pass --mining_dir)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +214,7 @@ def test_k_parsing():
 @pytest.fixture(scope="module")
 def mini_index(mini_model, tmp_path_factory):
   """Exact index over the mini model's entity encodings (the two CLIs, run in-process)."""
-  from mel.retrieval import build_index, encode as encode_entities
+  from mel.retrieval import build_index, encode as encode_entities   # the fixture builds one
   model_dir, _ = mini_model
   root = tmp_path_factory.mktemp("eval_index")
   assert encode_entities.main(["--model_dir", str(model_dir), "--output",
@@ -169,11 +231,11 @@ def test_evaluate_cli_on_the_mini_holdout(mini_model, mini_mining, mini_index, t
   model_dir, mining = mini_model[0], str(mini_mining[0])
   pattern = f"{mining}/mentions/holdout-*.tfrecord.gz"
   result = run_module("mel", "evaluate", "--model_dir", model_dir, "--index", mini_index,
-                      "--name", "F", "--dataset", f"holdout:{pattern}", "--k", "1,5,20",
+                      "--name", "F", "--dataset", f"holdout:{pattern}", "--recall_at", "1,5,20",
                       "--output", tmp_path / "eval")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "| micro-avg |" in result.stdout and "| [1, 10) |" in result.stdout
-  report = json.loads((tmp_path / "eval" / evaluate.JSON_NAME).read_text(encoding="utf-8"))
+  report = json.loads((tmp_path / "eval" / reports.JSON_NAME).read_text(encoding="utf-8"))
 
   # Which model, index and data produced the figures.
   model = report["systems"]["F"]
@@ -196,7 +258,7 @@ def test_evaluate_cli_on_the_mini_holdout(mini_model, mini_mining, mini_index, t
   # The alias table's R@1, recomputed with a plain loop.
   table = AliasTable.from_mining(mining)
   hits = sum(table.candidates(m.mention, 1, m.lang) == [m.entity_id] for m in holdout)
-  alias = report["systems"][evaluate.ALIAS_TABLE]["results"]
+  alias = report["systems"][ALIAS_TABLE]["results"]
   assert alias["micro"]["R@1"] == pytest.approx(hits / len(holdout))
   assert alias["bins"][0]["queries"] > 0
   assert alias["bins"][0]["R@20"] == 0.0   # entities never seen in training: no alias
@@ -205,7 +267,7 @@ def test_evaluate_cli_on_the_mini_holdout(mini_model, mini_mining, mini_index, t
   micro = model["results"]["micro"]
   assert 0 < micro["R@1"] <= micro["R@5"] <= micro["R@20"] <= 1
   assert model["results"]["gold_known_to_system"] == len(holdout)
-  for name in (evaluate.BIN_PLOT, evaluate.LANGUAGE_PLOT, evaluate.MARKDOWN_NAME):
+  for name in (reports.BIN_PLOT, reports.LANGUAGE_PLOT, reports.MARKDOWN_NAME):
     assert (tmp_path / "eval" / name).stat().st_size > 1000
 
 
@@ -217,7 +279,7 @@ def test_an_index_of_another_model_is_refused(mini_model, mini_index, tmp_path):
   manifest["model"]["step"] += 1
   (other / "manifest.json").write_text(json.dumps(manifest))
   with pytest.raises(ValueError, match="built from another model: its step"):
-    evaluate.DualEncoder("F", str(mini_model[0]), str(other))
+    DualEncoder("F", str(mini_model[0]), str(other))
 
 
 @pytest.mark.slow
@@ -227,10 +289,10 @@ def test_evaluate_on_a_mewsli9_dataset(mini_model, mini_index, mini_mewsli9, tmp
   out, _ = mini_mewsli9
   dataset = reader.read_dataset(str(out))
   code = evaluate.main(["--model_dir", str(mini_model[0]), "--index", str(mini_index),
-                        "--dataset", f"mewsli9:{out}", "--k", "1,10", "--output",
+                        "--dataset", f"mewsli9:{out}", "--recall_at", "1,10", "--output",
                         str(tmp_path / "eval")])
   assert code == 0
-  report = json.loads((tmp_path / "eval" / evaluate.JSON_NAME).read_text(encoding="utf-8"))
+  report = json.loads((tmp_path / "eval" / reports.JSON_NAME).read_text(encoding="utf-8"))
   results = report["systems"][os.path.basename(str(mini_model[0]))]["results"]
   assert results["queries"] == len(dataset.usable_mentions()) == report["dataset"]["queries"]
   assert set(results["languages"]) == {m.lang for m in dataset.mentions}
@@ -238,9 +300,9 @@ def test_evaluate_on_a_mewsli9_dataset(mini_model, mini_index, mini_mewsli9, tmp
   assert "| micro-avg |" in capsys.readouterr().out
   # The dataset's own bins (its freq_bin column) are an option; on a holdout they are refused.
   code = evaluate.main(["--model_dir", str(mini_model[0]), "--index", str(mini_index),
-                        "--dataset", f"mewsli9:{out}", "--bins", "dataset", "--no_alias_table",
+                        "--dataset", f"mewsli9:{out}", "--bins", "dataset", "--no_alias_table", "--no_progress",
                         "--output", str(tmp_path / "eval2")])
-  report = json.loads((tmp_path / "eval2" / evaluate.JSON_NAME).read_text(encoding="utf-8"))
+  report = json.loads((tmp_path / "eval2" / reports.JSON_NAME).read_text(encoding="utf-8"))
   assert code == 0 and "freq_bin column" in report["bins"]["source"]
   assert report["bins"]["queries"] == np.bincount([m.freq_bin for m in dataset.usable_mentions()],
                                                   minlength=6).tolist()

@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from conftest import run_module
+from mel.wikipedia import redirects
 from mewsli9 import extract, reader
 
 # ---------------------------------------------------------------------------------------------
@@ -171,20 +172,47 @@ def test_prefixed_wikipedia_targets(raw, on_wikipedia, expected):
   assert extract.prefixed_wikipedia_target(raw, "de", on_wikipedia) == expected
 
 
-def test_follow_redirects():
-  redirects = {("dewiki", "BRD"): "Deutschland", ("dewiki", "A"): "B", ("dewiki", "B"): "A",
-               ("dewiki", "X"): "", ("dewiki", "C1"): "C2", ("dewiki", "C2"): "C3",
-               ("dewiki", "C3"): "C4"}
-  assert extract.follow_redirects(("dewiki", "BRD"), redirects, 4) == ("ok", ("dewiki",
-                                                                              "Deutschland"))
-  assert extract.follow_redirects(("dewiki", "Berlin"), redirects, 4) == ("ok", ("dewiki",
-                                                                                 "Berlin"))
-  assert extract.follow_redirects(("dewiki", "A"), redirects, 4) == ("fail", extract.REDIRECT_LOOP)
-  assert extract.follow_redirects(("dewiki", "X"), redirects, 4) == (
-      "fail", extract.REDIRECT_TO_NON_ARTICLE)
-  assert extract.follow_redirects(("dewiki", "C1"), redirects, 3)[0] == "ok"
-  assert extract.follow_redirects(("dewiki", "C1"), redirects, 2) == (
-      "fail", extract.REDIRECT_CHAIN_TOO_LONG)
+REDIRECTS = {("dewiki", "BRD"): "Deutschland", ("dewiki", "A"): "B", ("dewiki", "B"): "A",
+             ("dewiki", "X"): "", ("dewiki", "C1"): "C2", ("dewiki", "C2"): "C3",
+             ("dewiki", "C3"): "C4", ("dewiki", "Self"): "Self"}
+
+
+def test_follow_redirects_worked_out_by_hand():
+  """mel.wikipedia.redirects.follow, the rule the extractor and the mining pipeline share."""
+  follow = redirects.follow
+  # BRD -> Deutschland: one hop; Berlin is no redirect: itself, no hop.
+  assert follow(("dewiki", "BRD"), REDIRECTS, 4) == ("ok", ("dewiki", "Deutschland"), 1)
+  assert follow(("dewiki", "Berlin"), REDIRECTS, 4) == ("ok", ("dewiki", "Berlin"), 0)
+  # A -> B -> A: at B the next title is the start; the detail is the chain so far.
+  assert follow(("dewiki", "A"), REDIRECTS, 4) == ("fail", redirects.REDIRECT_LOOP, "A -> B")
+  assert follow(("dewiki", "Self"), REDIRECTS, 4) == ("fail", redirects.REDIRECT_LOOP, "Self")
+  # X leads out of the articles (its target was not an article title).
+  assert follow(("dewiki", "X"), REDIRECTS, 4) == ("fail", redirects.REDIRECT_TO_NON_ARTICLE, "")
+  # C1 -> C2 -> C3 -> C4 is 3 hops: fine with 3, too long with 2.
+  assert follow(("dewiki", "C1"), REDIRECTS, 3) == ("ok", ("dewiki", "C4"), 3)
+  assert follow(("dewiki", "C1"), REDIRECTS, 2) == (
+      "fail", redirects.REDIRECT_CHAIN_TOO_LONG, "more than 2 hops")
+
+
+def test_next_hop_one_step_at_a_time():
+  """next_hop at a redirect page: visited holds the chain before it, its start first."""
+  step = redirects.next_hop
+  assert step(("dewiki", "C2"), "C3", [("dewiki", "C1")], 1, 4) == ("follow", ("dewiki", "C3"))
+  # Back to the start, or to the page itself: a loop naming the chain.
+  assert step(("dewiki", "C3"), "C1", [("dewiki", "C1"), ("dewiki", "C2")], 2, 4) == (
+      "fail", redirects.REDIRECT_LOOP, "C1 -> C2 -> C3")
+  assert step(("dewiki", "C2"), "C2", [("dewiki", "C1")], 1, 4) == (
+      "fail", redirects.REDIRECT_LOOP, "C1 -> C2")
+  # 4 hops taken with max 4: one more is too many; the empty target fails first.
+  assert step(("dewiki", "C5"), "C6", [], 4, 4) == (
+      "fail", redirects.REDIRECT_CHAIN_TOO_LONG, "more than 4 hops")
+  assert step(("dewiki", "C5"), "", [], 4, 4) == ("fail", redirects.REDIRECT_TO_NON_ARTICLE, "")
+  # The loop is found before the hop limit.
+  assert step(("dewiki", "B"), "A", [("dewiki", "A")], 9, 1)[1] == redirects.REDIRECT_LOOP
+
+
+def test_the_extractor_has_no_redirect_rule_of_its_own():
+  assert not hasattr(extract, "follow_redirects") and not hasattr(extract, "REDIRECT_LOOP")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,13 +300,13 @@ def constructed(tmp_path_factory):
       _dump(root / "sr.xml", "srwikinews", [(10, "Берлин", 0, SR_PAGE, None)]),
       _dump(root / "ja.xml", "jawikinews", [(20, "会見", 0, JA_PAGE, None)]),
   ]
-  redirects = [
+  wikipedia = [
       _dump(root / "dewiki.xml", "dewiki", [
           (1, "BRD", 0, "#REDIRECT [[Deutschland]]", "Deutschland"),
           (2, "Schleife A", 0, "#REDIRECT [[Schleife B]]", "Schleife B"),
           (3, "Schleife B", 0, "#REDIRECT [[Schleife A]]", "Schleife A")]),
       _dump(root / "jawiki.xml", "jawiki", [(1, "東京", 0, "#REDIRECT [[東京都]]", "東京都")])]
-  return dumps, redirects, str(mining), root
+  return dumps, wikipedia, str(mining), root
 
 
 def _by_mention(ds):
@@ -286,9 +314,9 @@ def _by_mention(ds):
 
 
 def test_extraction_in_three_scripts(constructed):
-  dumps, redirects, mining, root = constructed
+  dumps, wikipedia, mining, root = constructed
   out = root / "out"
-  summary = extract.extract(dumps, mining, str(out), redirect_dumps=redirects, progress=False)
+  summary = extract.extract(dumps, mining, str(out), wikipedia_dumps=wikipedia, progress=False)
   ds = reader.read_dataset(str(out))
   assert ds.problems == {}                         # every md5 and span checks out
   assert sorted(ds.docs) == ["de-1", "ja-20", "sr-10"]   # the link-less article is not written
@@ -333,15 +361,37 @@ def test_extraction_in_three_scripts(constructed):
 
 
 def test_extraction_cli_reports_and_fails_clearly(constructed, tmp_path):
-  dumps, redirects, mining, _ = constructed
-  result = run_module("mewsli9.extract", "--dumps", ",".join(dumps), "--mining_dir", mining,
-                      "--redirect_dumps", ",".join(redirects), "--output", tmp_path / "out")
+  dumps, wikipedia, mining, _ = constructed
+  flags = ["--wikinews_dumps", ",".join(dumps), "--mining_dir", mining,
+           "--wikipedia_dumps", ",".join(wikipedia), "--output", tmp_path / "out"]
+  result = run_module("mewsli9.extract", *flags, "--no_progress")
   assert result.returncode == 0, result.stderr[-3000:]
   assert "links     found 17 = mentions 9 + unresolved 3 + not Wikipedia links 5 [ok]" in \
       result.stderr
-  missing = run_module("mewsli9.extract", "--dumps", str(tmp_path / "nope-*.xml"),
+  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+  assert summary["inputs"]["wikipedia_dumps"] and summary["inputs"]["wikinews_dumps"]
+  # Over a finished dataset: refused without --overwrite, replaced with it.
+  again = run_module("mewsli9.extract", *flags, "--no_progress")
+  assert again.returncode == 1 and "pass --overwrite" in again.stderr
+  assert run_module("mewsli9.extract", *flags, "--overwrite").returncode == 0
+  missing = run_module("mewsli9.extract", "--wikinews_dumps", str(tmp_path / "nope-*.xml"),
                        "--mining_dir", mining, "--output", tmp_path / "out3")
   assert missing.returncode == 1 and "no files match" in missing.stderr
+  old_flag = run_module("mewsli9.extract", "--dumps", dumps[0], "--mining_dir", mining,
+                        "--output", tmp_path / "out4")
+  assert old_flag.returncode == 2 and "--wikinews_dumps" in old_flag.stderr
+
+
+def test_overwrite_removes_languages_the_new_dataset_lacks(constructed, tmp_path):
+  dumps, _, mining, _ = constructed
+  out = tmp_path / "out"
+  extract.extract(dumps, mining, str(out), progress=False)
+  assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["de", "ja", "sr"]
+  with pytest.raises(ValueError, match="already holds a Mewsli-9 dataset"):
+    extract.extract(dumps[:1], mining, str(out), progress=False)
+  extract.extract(dumps[:1], mining, str(out), overwrite=True, progress=False)
+  assert sorted(p.name for p in out.iterdir()) == ["de", "summary.json"]
+  assert set(reader.read_dataset(str(out)).docs) == {"de-1"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,3 +425,14 @@ def test_wikipedia_mini_dumps_give_the_mining_runs_text_and_mentions(mini_mining
   assert cut > 20                          # end sections were cut on many pages
   assert summary["totals"]["end_section/cut"] >= cut
   assert summary["checks"]["found_equals_mentions_unresolved_and_others"]
+
+
+def test_mewsli9_imports_no_beam_and_no_evaluation():
+  """mewsli9 comes before evaluation (mel.evaluation.datasets reads it) and needs no Beam."""
+  import subprocess
+  import sys
+  code = ("import sys, mewsli9.extract, mewsli9.reader; print(sorted(m for m in sys.modules if "
+          "m.startswith(('apache_beam', 'beam_pipelines', 'mel.evaluation'))))")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == "[]"

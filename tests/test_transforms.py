@@ -7,7 +7,7 @@ import pytest
 from beam_pipelines import summary
 from beam_pipelines import transforms as T
 from beam_pipelines import wikidata
-from mel.wikipedia import wikitext
+from mel.wikipedia import redirects, wikitext
 from mel import schema
 
 A, R, U = T.ARTICLE_NODE, T.REDIRECT_NODE, T.UNPARSED_NODE
@@ -40,15 +40,30 @@ def test_resolve_titles_follows_chains_and_names_failures():
                                                    else r[1][1]))
     assert_that(simplified, equal_to([
         ("Paris", "ok", "Paris"), ("Paname", "ok", "Paris"), ("Ville Lumière", "ok", "Paris"),
-        ("Loop A", "fail", T.REDIRECT_LOOP), ("Loop B", "fail", T.REDIRECT_LOOP),
+        ("Loop A", "fail", redirects.REDIRECT_LOOP), ("Loop B", "fail", redirects.REDIRECT_LOOP),
         ("Broken", "fail", T.REDIRECT_TARGET_HAS_NO_PAGE),
-        ("To help page", "fail", T.REDIRECT_TO_NON_ARTICLE),
+        ("To help page", "fail", redirects.REDIRECT_TO_NON_ARTICLE),
         # Chain 1 needs 4 hops (> 3); Chain 2 needs 3, Chain 3 two, Chain 4 one.
-        ("Chain 1", "fail", T.REDIRECT_CHAIN_TOO_LONG), ("Chain 2", "ok", "Paris"),
+        ("Chain 1", "fail", redirects.REDIRECT_CHAIN_TOO_LONG), ("Chain 2", "ok", "Paris"),
         ("Chain 3", "ok", "Paris"), ("Chain 4", "ok", "Paris"),
         ("Bad page", "fail", T.TARGET_FAILED_TO_PARSE),
         ("To bad page", "fail", T.TARGET_FAILED_TO_PARSE),
     ]))
+
+
+def test_resolve_titles_follows_the_shared_redirect_rule():
+  """One hop per CoGroupByKey gives what mel.wikipedia.redirects.follow gives in memory (the
+  Mewsli-9 extractor's way), loop details included, for every chain of redirect pages that
+  does not end at a missing or unparsed page (those only the pipeline knows)."""
+  table = {key: node[1] for key, node in NODES if node[0] == R}
+  expected = [(key, redirects.follow(key, table, 3)) for key in table
+              if key[1] not in ("Broken", "To bad page")]
+  with _pipeline() as p:
+    out = p | beam.Create(NODES) | T.ResolveTitles(max_hops=3)
+    assert_that(out | beam.Filter(lambda kv: kv[0] in table and kv[0][1] not in (
+        "Broken", "To bad page")), equal_to(expected))
+  assert (W, "Loop A") in dict(expected) and dict(expected)[(W, "Loop A")] == (
+      "fail", redirects.REDIRECT_LOOP, "Loop A -> Loop B")
 
 
 SITELINKS = [
@@ -80,7 +95,7 @@ def test_entity_ids_by_title(qids_only):
 
 def test_resolve_links_counts_and_dead_letters_every_failure():
   titles_table = [((W, "Paris"), ("ok", "Q90", "Q90", "Paris")),
-                  ((W, "Loop A"), ("fail", T.REDIRECT_LOOP, "Loop A -> Loop B"))]
+                  ((W, "Loop A"), ("fail", redirects.REDIRECT_LOOP, "Loop A -> Loop B"))]
   # (doc_id, link index) per link: Paris twice, the loop once, a missing page from two docs.
   links = [((W, "Paris"), (1, 0)), ((W, "Paris"), (2, 5)), ((W, "Loop A"), (1, 1)),
            ((W, "Nowhere"), (1, 2)), ((W, "Nowhere"), (3, 0))]
@@ -96,7 +111,7 @@ def test_resolve_links_counts_and_dead_letters_every_failure():
                 label="counts")
     dead = out[T.DEAD_LETTER] | beam.Map(schema.DeadLetter.from_json)
     assert_that(dead | beam.Map(lambda d: (d.stage, d.reason, d.key, d.count)),
-                equal_to([("link", T.REDIRECT_LOOP, "xxwiki:Loop A", 1),
+                equal_to([("link", redirects.REDIRECT_LOOP, "xxwiki:Loop A", 1),
                           ("link", T.TARGET_HAS_NO_PAGE, "xxwiki:Nowhere", 2)]), label="dead")
 
 
