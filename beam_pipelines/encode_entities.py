@@ -2,27 +2,32 @@
 
     beam run encode_entities --model_dir DIR --output DIR [--num_shards N] [--batch_size 256]
 
-The same step as `python -m mel.retrieval.encode`, for Dataflow: Beam's RunInference with a
-TensorFlow model handler (TFModelHandlerTensor, loading the exported entity tower, which takes
-raw strings). Entities go to shards by a stable hash of their id and are sorted by id within a
-shard; the manifest is written last (its presence means the run completed). Counts: lines read
-= entities encoded + lines rejected (to dead_letter.jsonl, with the reason).
+The same step as `mel encode`, for Dataflow: Beam's RunInference with a TensorFlow model handler
+(TFModelHandlerTensor, loading the exported entity tower, which takes raw strings, with
+mel.towers). Entities go to shards by a stable hash of their id and are sorted by id within a
+shard; shard files are written through Beam's file systems (local or gs://) and the manifest
+(mel.retrieval.embeddings, entries from mel.manifest.bytes_entry) is written last: its presence
+means the run completed. Counts: lines read = entities encoded + lines rejected (to
+dead_letter.jsonl, with the reason).
 """
 import argparse
 import functools
 import json
 import logging
-import os
 import time
 from typing import Any, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, PredictionResult, RunInference
 from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerTensor
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines.splits import stable_hash
+from mel import manifest
+from mel.model_dir import ModelDir
+from mel.retrieval import embeddings
 
 DEAD_LETTER = "dead_letter.jsonl"
 
@@ -37,10 +42,9 @@ def parse_table_line(line: str):
 
 def encode_batch(model, batch: Sequence[Any], inference_args, model_id=None, *,
                  argument: str) -> Iterable[PredictionResult]:
-  """RunInference's inference_fn: the serving signature over a batch of strings."""
-  import tensorflow as tf
-  vectors = model.signatures["serving_default"](
-      **{argument: tf.constant(list(batch), tf.string)})["embeddings"].numpy()
+  """RunInference's inference_fn: the entity tower over a batch of strings [B] -> [B, D]."""
+  from mel import towers
+  vectors = towers.EntityTower(module=model, argument=argument)(list(batch))
   return [PredictionResult(x, v, model_id) for x, v in zip(batch, vectors)]
 
 
@@ -49,14 +53,13 @@ class EntityEncoderHandler(TFModelHandlerTensor):
 
   def __init__(self, model_dir: str, argument: str, max_batch_size: int = 256):
     super().__init__(
-        model_uri=os.path.join(model_dir, "export", "entity_encoder"),
+        model_uri=ModelDir(model_dir).entity_encoder,
         inference_fn=functools.partial(encode_batch, argument=argument),
         min_batch_size=1, max_batch_size=max_batch_size)
 
   def load_model(self):
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (the tokenizer ops of the SavedModel)
-    return tf.saved_model.load(self._model_uri)
+    from mel import towers
+    return towers.load_saved_model(self._model_uri)
 
 
 class ParseTable(beam.DoFn):
@@ -81,54 +84,54 @@ def _write(path: str, data: bytes) -> None:
   FileSystems.rename([tmp], [path])
 
 
+def write_shard(output: str, index: int, ids: List[str], vectors: np.ndarray) -> dict:
+  """Writes one embeddings shard under output; returns {"shard": its manifest entry, "files":
+  {name: {"bytes", "sha256"}}, "dimension": D}."""
+  files = embeddings.shard_files(index, ids, vectors)
+  for name, data in files.items():
+    _write(FileSystems.join(output, name), data)
+  return {"shard": embeddings.shard_entry(index, len(ids)),
+          "files": {name: manifest.bytes_entry(data) for name, data in files.items()},
+          "dimension": int(vectors.shape[1])}
+
+
 class WriteShard(beam.DoFn):
-  """(shard index, [(entity_id, vector)]) -> the shard's files; yields its manifest entry."""
+  """(shard index, [(entity_id, vector)]) -> the shard's files; yields what write_shard says."""
 
   def __init__(self, output: str):
     self.output = output
 
   def process(self, element):
-    from mel.retrieval import embeddings
-    import numpy as np
     index, items = element
     items = sorted(items)
-    ids = [entity_id for entity_id, _ in items]
     vectors = np.stack([vector for _, vector in items]).astype(np.float32)
-    files = embeddings.shard_files(index, ids, vectors)
-    for name, data in files.items():
-      _write(FileSystems.join(self.output, name), data)
-    entry = embeddings.shard_entry(index, files, len(ids))
-    entry["dimension"] = int(vectors.shape[1])
-    yield entry
+    yield write_shard(self.output, index, [entity_id for entity_id, _ in items], vectors)
 
 
-def write_manifest(entries: List[dict], output: str, num_shards: int, model: dict,
+def write_manifest(written: List[dict], output: str, num_shards: int, model: dict,
                    lines_read: int, rejected: int) -> dict:
-  from mel.retrieval import embeddings
-  dimensions = {entry.pop("dimension") for entry in entries}
+  """Writes empty files for the shards no entity hashed to, then the manifest; returns it."""
+  dimensions = {w["dimension"] for w in written}
   if len(dimensions) > 1:
     raise ValueError(f"shards disagree on the dimension: {sorted(dimensions)}")
-  # Every shard index gets a file, even an empty one, so readers see a dense range.
-  present = {entry["vectors"] for entry in entries}
   dimension = dimensions.pop() if dimensions else 0
-  import numpy as np
-  for index in range(num_shards):
-    if embeddings.shard_names(index)[0] not in present:
-      files = embeddings.shard_files(index, [], np.zeros([0, dimension], np.float32))
-      for name, data in files.items():
-        _write(FileSystems.join(output, name), data)
-      entries.append(embeddings.shard_entry(index, files, 0))
-  manifest = embeddings.make_manifest(entries, dimension, model)
-  encoded = manifest["count"]
-  manifest["counts"] = {"lines_read": lines_read, "encoded": encoded, "rejected": rejected}
+  # Every shard index gets a file, even an empty one, so readers see a dense range.
+  present = {w["shard"]["vectors"] for w in written}
+  written = written + [write_shard(output, index, [], np.zeros([0, dimension], np.float32))
+                       for index in range(num_shards)
+                       if embeddings.shard_names(index)[0] not in present]
+  files = {name: entry for w in written for name, entry in w["files"].items()}
+  result = embeddings.make_manifest([w["shard"] for w in written], files, dimension, model)
+  result["counts"] = {"lines_read": lines_read, "encoded": result["count"],
+                      "rejected": rejected}
   _write(FileSystems.join(output, embeddings.MANIFEST),
-         json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
-  return manifest
+         json.dumps(result, indent=2, sort_keys=True).encode("utf-8"))
+  return result
 
 
 def build_pipeline(pipeline, model_dir: str, output: str, num_shards: int, batch_size: int,
                    model: dict):
-  table = os.path.join(model_dir, "entities.tsv")
+  table = ModelDir(model_dir).entities
   lines = pipeline | "ReadEntityTable" >> beam.io.ReadFromText(table)
   parsed = lines | "Parse" >> beam.ParDo(ParseTable(table)).with_outputs(
       ParseTable.BAD, main="entities")
@@ -157,16 +160,16 @@ def build_pipeline(pipeline, model_dir: str, output: str, num_shards: int, batch
 def run(argv: Optional[List[str]] = None) -> dict:
   parser = argparse.ArgumentParser(prog="beam run encode_entities",
                                    description=__doc__.split("\n")[0])
-  parser.add_argument("--model_dir", required=True, help="a `python -m mel.train` model dir")
+  parser.add_argument("--model_dir", required=True, help="a `mel train` model dir")
   parser.add_argument("--output", required=True, help="embeddings directory (local or gs://)")
   parser.add_argument("--num_shards", type=int, default=0,
                       help="0: one shard per 100,000 entities")
   parser.add_argument("--batch_size", type=int, default=256)
   args, beam_args = parser.parse_known_args(argv)
-  from mel.retrieval import encode as encode_entities
   from mel import entity_table
-  model = encode_entities.model_identity(args.model_dir)
-  count = entity_table.count(os.path.join(args.model_dir, entity_table.FILENAME))
+  directory = ModelDir(args.model_dir)
+  model = directory.identity()
+  count = entity_table.count(directory.entities)
   num_shards = args.num_shards or max(1, -(-count // 100000))
   if not any(a.startswith("--runner") for a in beam_args):
     beam_args.append("--runner=FnApiRunner")   # local and offline (see README: Runners)
@@ -175,9 +178,9 @@ def run(argv: Optional[List[str]] = None) -> dict:
     FileSystems.mkdirs(args.output)
   with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
     build_pipeline(pipeline, args.model_dir, args.output, num_shards, args.batch_size, model)
-  with FileSystems.open(FileSystems.join(args.output, "manifest.json")) as f:
-    manifest = json.loads(f.read().decode("utf-8"))
-  counts = manifest["counts"]
+  with FileSystems.open(FileSystems.join(args.output, embeddings.MANIFEST)) as f:
+    result = json.loads(f.read().decode("utf-8"))
+  counts = result["counts"]
   ok = counts["lines_read"] == counts["encoded"] + counts["rejected"]
   logging.info("encode_entities: %d lines read = %d encoded + %d rejected [%s] in %.1fs -> %s",
                counts["lines_read"], counts["encoded"], counts["rejected"],
@@ -185,4 +188,4 @@ def run(argv: Optional[List[str]] = None) -> dict:
   print(f"encode_entities: {counts['lines_read']} lines read = {counts['encoded']} encoded + "
         f"{counts['rejected']} rejected [{'ok' if ok else 'MISMATCH'}]; {num_shards} shard(s) "
         f"-> {args.output}")
-  return {"checks": {"lines": {"ok": ok}}, "manifest": manifest}
+  return {"checks": {"lines": {"ok": ok}}, "manifest": result}

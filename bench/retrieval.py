@@ -130,7 +130,7 @@ class Synthetic:
 
 def exact_top_k(gen: Synthetic, queries: np.ndarray, k: int = K):
   """Streams every shard: (rows int64 [Q, k], scores [Q, k], labels of the rows [Q, k])."""
-  from mel.retrieval import index as retrieval
+  from mel import retrieval
   best_rows = np.zeros((len(queries), 0), np.int64)
   best_scores = np.zeros((len(queries), 0), np.float32)
   labels = np.empty(gen.n, np.int32)
@@ -139,7 +139,7 @@ def exact_top_k(gen: Synthetic, queries: np.ndarray, k: int = K):
     start = i * gen.shard_size
     labels[start:start + len(vectors)] = shard_labels
     rows, scores = _chunk_top_k(queries, vectors, k)
-    best_rows, best_scores = retrieval._select_top_k(
+    best_rows, best_scores = retrieval.select_top_k(
         np.concatenate([best_rows, rows + start], 1), np.concatenate([best_scores, scores], 1),
         k)
   return best_rows, best_scores, labels[best_rows]
@@ -285,7 +285,7 @@ def faiss_nlist(n: int) -> int:
 
 
 def build_child(method: str, n: int, path: str, shard_size: int, variant: str = "") -> dict:
-  from mel.retrieval import index as retrieval
+  from mel import retrieval
   gen = Synthetic(n)
   started = time.perf_counter()
   machine_before, own_before = busy_cores_seconds()
@@ -304,7 +304,7 @@ def build_child(method: str, n: int, path: str, shard_size: int, variant: str = 
     # memory at once.
     manifest = retrieval.build_streaming(gen.id_shards, path, n, kind="scann",
                                          params=scann_params(method, n, variant),
-                                         max_shard_size=shard_size)
+                                         shard_size=shard_size)
   if method in ("scann", "scann_int8"):
     first = retrieval.read_manifest(os.path.join(path, manifest["shards"][0]["path"]))
     out["params"] = first["params"]
@@ -360,12 +360,12 @@ def serve_child(method: str, n: int, path: str, queries, truth, latency_queries:
     wait_for_quiet(quiet_wait)  # other jobs on the 2 cores skew latency and QPS
   started = time.perf_counter()
   if method == "exact":
-    from mel.retrieval import index as retrieval
+    from mel import retrieval
     gen = Synthetic(n)
     index = retrieval.BruteForceIndex.build([f"E{i}" for i in range(n)], gen.all())
     search = lambda q, _: index.search(q, K)[0]  # noqa: E731
   elif method.startswith("scann") or method == "ablation":
-    from mel.retrieval import index as retrieval
+    from mel import retrieval
     index = retrieval.load_index(path, verify=False)
     to_generator_row = None  # set after the RSS reading below
 
@@ -481,7 +481,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quiet_wait", type=float, default=120.0,
                       help="before serving, wait up to this long for other jobs to go quiet")
   args = parser.parse_args(argv)
-  from mel.retrieval import index as retrieval
+  from mel import retrieval
   methods = METHODS if args.methods == "all" else tuple(args.methods.split(","))
   sizes = [parse_size(s) for s in args.sizes.split(",")]
   ablation_size = (parse_size(args.ablation_size) if args.ablation_size

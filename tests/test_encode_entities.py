@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from mel.retrieval import embeddings
-from mel import entity_table
-
-pytestmark = pytest.mark.slow
+from mel import entity_table, towers
+from mel.retrieval import embeddings, encode
 
 
 def _load_all(directory):
@@ -30,6 +28,7 @@ def local_embeddings(mini_model, tmp_path_factory):
   return output, result
 
 
+@pytest.mark.slow
 def test_every_entity_is_encoded_once_as_a_unit_vector(mini_model, local_embeddings):
   model_dir, _ = mini_model
   output, _ = local_embeddings
@@ -43,6 +42,7 @@ def test_every_entity_is_encoded_once_as_a_unit_vector(mini_model, local_embeddi
   assert len(manifest["shards"]) == -(-len(table) // 20)
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_per_shard(mini_model, local_embeddings, tmp_path):
   import shutil
   model_dir, _ = mini_model
@@ -66,6 +66,7 @@ def test_a_killed_run_resumes_per_shard(mini_model, local_embeddings, tmp_path):
   np.testing.assert_allclose(vectors_a, vectors_b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_corrupted_shard_is_detected(local_embeddings, tmp_path):
   import shutil
   source, _ = local_embeddings
@@ -74,10 +75,12 @@ def test_a_corrupted_shard_is_detected(local_embeddings, tmp_path):
   data = bytearray((output / "vectors-00000.npy").read_bytes())
   data[-3] ^= 0xFF
   (output / "vectors-00000.npy").write_bytes(bytes(data))
-  with pytest.raises(embeddings.EmbeddingsError, match="vectors-00000.npy: checksum"):
+  with pytest.raises(embeddings.EmbeddingsError, match="vectors-00000.npy: checksum") as e:
     list(embeddings.iter_shards(str(output)))
+  assert str(output / "vectors-00000.npy") in str(e.value)
 
 
+@pytest.mark.slow
 def test_beam_run_inference_gives_the_same_embeddings(mini_model, local_embeddings, tmp_path):
   model_dir, _ = mini_model
   output = tmp_path / "beam"
@@ -87,6 +90,12 @@ def test_beam_run_inference_gives_the_same_embeddings(mini_model, local_embeddin
   manifest = json.loads((output / "manifest.json").read_text())
   counts = manifest["counts"]
   assert counts["lines_read"] == counts["encoded"] > 0 and counts["rejected"] == 0
+  # the manifest Beam wrote is the local one's format: every file checks against it
+  assert embeddings.read_manifest(str(output))["model"] == \
+      embeddings.read_manifest(str(local_embeddings[0]))["model"]
+  assert sorted(manifest["files"]) == sorted(
+      name for name in os.listdir(output) if name.startswith(("vectors-", "ids-")))
+  embeddings.check(str(output), manifest)
   assert "[ok]" in result.stdout
   ids_beam, vectors_beam = _load_all(output)
   ids_local, vectors_local = _load_all(local_embeddings[0])
@@ -101,3 +110,53 @@ def test_missing_export_is_a_clear_error(tmp_path):
                       tmp_path / "out")
   assert result.returncode == 1
   assert "train (and export) the model first" in result.stderr
+
+
+class FakeEntityTower:
+  """Stands in for the exported entity tower: a unit vector per input string."""
+  made = []
+
+  def __init__(self, path, argument="description", module=None):
+    FakeEntityTower.made.append((path, argument))
+
+  def __call__(self, inputs):
+    vectors = np.array([[len(text), sum(map(ord, text)) % 97, 1.0] for text in inputs],
+                       np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def fake_model_dir(root, entity_input="description"):
+  """A model dir with an export manifest and an entity table (no SavedModels)."""
+  (root / "export").mkdir(parents=True)
+  (root / "export" / "manifest.json").write_text(json.dumps(
+      {"kind": "F", "step": 7, "embedding_dim": 3, "entity_input": entity_input}))
+  (root / "entities.tsv").write_text("".join(f"Q{i}\tentity number {i}\n" for i in range(25)))
+  return root
+
+
+def test_encode_defaults_to_the_model_dirs_embeddings(tmp_path, monkeypatch):
+  model_dir = fake_model_dir(tmp_path / "model")
+  monkeypatch.setattr(towers, "EntityTower", FakeEntityTower)
+  FakeEntityTower.made.clear()
+  assert encode.main(["--model_dir", str(model_dir), "--shard_size", "10",
+                      "--no_progress"]) == 0
+  assert FakeEntityTower.made == [(str(model_dir / "export" / "entity_encoder"), "description")]
+  output = model_dir / "embeddings"
+  manifest = embeddings.read_manifest(str(output))
+  assert manifest["count"] == 25 and len(manifest["shards"]) == 3
+  assert manifest["model"]["step"] == 7 and manifest["model"]["model_dir"] == str(model_dir)
+  ids, vectors = _load_all(output)
+  assert ids == [f"Q{i}" for i in range(25)] and vectors.shape == (25, 3)
+  # a finished run is reused; --overwrite encodes again
+  FakeEntityTower.made.clear()
+  assert encode.main(["--model_dir", str(model_dir), "--no_progress"]) == 0
+  assert FakeEntityTower.made == []
+  assert encode.main(["--model_dir", str(model_dir), "--shard_size", "30", "--overwrite",
+                      "--no_progress"]) == 0
+  assert len(embeddings.read_manifest(str(output))["shards"]) == 1
+
+
+def test_encode_flags_are_checked(tmp_path, capsys):
+  with pytest.raises(SystemExit) as e:
+    encode.main(["--model_dir", str(tmp_path), "--shard_size", "0"])
+  assert e.value.code == 2 and "--shard_size must be a positive integer" in capsys.readouterr().err

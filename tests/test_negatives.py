@@ -1,12 +1,15 @@
 """Per-entity-balanced hard-negative selection (pure) and a mining round on a trained model."""
 import collections
 import json
+import types
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import DEMO_CONFIG, run_module, train_overrides
-from mel import records, schema
+from mel import records, schema, towers
+from mel.retrieval import BruteForceIndex, negatives as mining
 from mel.retrieval.negatives import select_negatives, visiting_order
 
 ENTITIES = [f"Q{i}" for i in range(12)]
@@ -80,7 +83,7 @@ def test_a_mining_round_on_the_mini_model(mini_model, mini_mining, mini_vocab, t
                       "--kind", "scann")
   assert result.returncode == 0, result.stderr[-3000:]
   result = run_module("mel", "negatives", "--model_dir", model_dir, "--index", index_dir,
-                      "--output", negatives_dir, "--k", 20, "--ratio", 10, "--num_shards", 2)
+                      "--output", negatives_dir, "--top_k", 20, "--ratio", 10, "--num_shards", 2)
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((negatives_dir / "summary.json").read_text())
 
@@ -99,7 +102,7 @@ def test_a_mining_round_on_the_mini_model(mini_model, mini_mining, mini_vocab, t
 
   # The same round again is reused, not recomputed.
   again = run_module("mel", "negatives", "--model_dir", model_dir, "--index", index_dir,
-                     "--output", negatives_dir, "--k", 20, "--ratio", 10, "--num_shards", 2)
+                     "--output", negatives_dir, "--top_k", 20, "--ratio", 10, "--num_shards", 2)
   assert again.returncode == 0 and "already holds this round" in again.stderr
 
   round2 = tmp_path / "round2"
@@ -111,3 +114,86 @@ def test_a_mining_round_on_the_mini_model(mini_model, mini_mining, mini_vocab, t
           "data.hard_negatives_per_mention": 2}))
   assert result.returncode == 0, result.stderr[-3000:]
   assert "2 hard negatives per mention" in result.stderr
+
+
+def fake_mention(i, entity_id):
+  return schema.Mention(
+      mention_id=f"enwiki:1:{i}", lang="en", wiki="enwiki", doc_id=1, doc_title="Doc",
+      left_context="", mention=f"m{i}", right_context="", start=0, end=2,
+      target_title=entity_id, entity_id=entity_id, qid=entity_id, split="train")
+
+
+class FakeMentionTower:
+  """Stands in for the exported mention tower: mention i -> basis vector of its gold entity
+  mixed with the next entity's, so retrieval ranks gold first and a neighbour second."""
+  made = []
+
+  def __init__(self, model_dir):
+    FakeMentionTower.made.append(model_dir)
+
+  def encode(self, mentions, batch_size=256, progress=True):
+    vectors = np.zeros((len(mentions), 4), np.float32)
+    for row, m in enumerate(mentions):
+      gold = int(m.entity_id[1:])
+      vectors[row, gold] = 1.0
+      vectors[row, (gold + 1) % 4] = 0.5
+    return vectors
+
+
+@pytest.fixture
+def fake_round(tmp_path, monkeypatch):
+  """A model dir (config naming its mining run, export step, index/) whose towers and mining
+  run are stand-ins: (model dir, mining dir)."""
+  model_dir, mining_dir = tmp_path / "model", str(tmp_path / "mining")
+  (model_dir / "export").mkdir(parents=True)
+  (model_dir / "config.yaml").write_text(f"data:\n  mining_dir: {mining_dir}\n")
+  (model_dir / "export" / "manifest.json").write_text(json.dumps({"step": 5}))
+  entity_ids = [f"Q{i}" for i in range(4)]
+  BruteForceIndex.build(entity_ids, np.eye(4, dtype=np.float32)).save(str(model_dir / "index"))
+  mentions = [fake_mention(i, entity_ids[i % 4]) for i in range(8)]
+  read = []
+
+  def read_output(directory, name):
+    read.append(directory)
+    if name == records.MENTIONS_TRAIN:
+      return iter(mentions)
+    return iter(types.SimpleNamespace(entity_id=e, mention_count=2) for e in entity_ids)
+  monkeypatch.setattr(records, "read_output", read_output)
+  monkeypatch.setattr(towers, "mention_tower", FakeMentionTower)
+  FakeMentionTower.made.clear()
+  return model_dir, mining_dir, read
+
+
+def test_negatives_defaults_from_the_model_dir(fake_round, tmp_path, capsys):
+  model_dir, mining_dir, read = fake_round
+  output = tmp_path / "negatives"
+  assert mining.main(["--model_dir", str(model_dir), "--output", str(output), "--top_k", "2",
+                      "--num_shards", "1", "--no_progress"]) == 0
+  assert read == [mining_dir, mining_dir]           # config.yaml's data.mining_dir
+  assert FakeMentionTower.made == [str(model_dir)]
+  summary = json.loads((output / "summary.json").read_text())
+  assert summary["inputs"]["index"] == str(model_dir / "index")   # MODEL_DIR/index
+  assert summary["inputs"]["model_step"] == 5 and summary["inputs"]["top_k"] == 2
+  assert summary["recall_at_k"] == 1.0 and summary["negatives"] == 8   # the neighbour each
+  mined = list(records.read_records(schema.MentionWithNegatives,
+                                    str(output / "negatives-*.tfrecord.gz")))
+  assert sorted((m.entity_id, m.negative_ids) for m in mined) == sorted(
+      (f"Q{i % 4}", (f"Q{(i + 1) % 4}",)) for i in range(8))
+  # the same round is reused; --overwrite mines it again
+  assert mining.main(["--model_dir", str(model_dir), "--output", str(output), "--top_k", "2",
+                      "--num_shards", "1", "--no_progress"]) == 0
+  assert "already holds this round" in capsys.readouterr().err
+  assert len(FakeMentionTower.made) == 1
+  assert mining.main(["--model_dir", str(model_dir), "--output", str(output), "--top_k", "2",
+                      "--num_shards", "1", "--no_progress", "--overwrite"]) == 0
+  assert "already holds this round" not in capsys.readouterr().err
+  assert len(FakeMentionTower.made) == 2
+
+
+def test_negatives_flags_are_checked(capsys):
+  with pytest.raises(SystemExit) as e:
+    mining.main(["--model_dir", "M", "--output", "N", "--top_k", "0"])
+  assert e.value.code == 2 and "--top_k must be a positive integer" in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:
+    mining.main(["--model_dir", "M", "--output", "N", "--k", "5"])
+  assert e.value.code == 2   # renamed: --top_k

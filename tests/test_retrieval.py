@@ -1,4 +1,5 @@
-"""mel.retrieval.index: ScaNN against exact search, save/load, rejected indexes, shards, the CLI."""
+"""mel.retrieval's indexes: ScaNN against exact search, save/load, rejected indexes and
+embeddings, shards, streamed builds, the `mel index` CLI."""
 import json
 import os
 import subprocess
@@ -10,8 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT, run_module
-from mel.retrieval import embeddings, index as retrieval
-from mel.retrieval.index import IndexLoadError
+from mel import manifest, retrieval
+from mel.retrieval import build_index, embeddings, scann_memory
+from mel.retrieval import IndexLoadError
 
 
 def clustered(n, dim, clusters, noise, seed):
@@ -220,7 +222,7 @@ def test_build_streaming_shards(tmp_path, data, kind):
   ids = make_ids(len(db))
   manifest = retrieval.build_streaming(pieces_of(ids, db, [7000, 7000, 6000]),
                                        str(tmp_path / "index"), len(db), kind=kind,
-                                       max_shard_size=9000, model={"name": "m"})
+                                       shard_size=9000, model={"name": "m"})
   counts = [s["count"] for s in manifest["shards"]]
   assert sum(counts) == len(db) and max(counts) - min(counts) <= 1   # 3 even shards
   index = retrieval.load_index(str(tmp_path / "index"))
@@ -260,7 +262,7 @@ def test_build_streaming_warns_before_training_when_the_save_cannot_fit(tmp_path
                                                                         monkeypatch):
   db, _ = data
   ids = make_ids(len(db))
-  monkeypatch.setattr(retrieval, "_available_memory", lambda: 1_000_000)
+  monkeypatch.setattr(scann_memory, "available_memory", lambda: 1_000_000)
   trained = []
   monkeypatch.setattr(retrieval.ScannIndex, "build_streaming",
                       classmethod(lambda cls, *a, **k: trained.append(1) or 1 / 0))
@@ -268,7 +270,7 @@ def test_build_streaming_warns_before_training_when_the_save_cannot_fit(tmp_path
     with pytest.raises(ZeroDivisionError):
       retrieval.build_streaming(pieces_of(ids, db, [20_000]), str(tmp_path / "i"), len(db))
   assert trained == [1]   # the warning came first
-  monkeypatch.setattr(retrieval, "_available_memory", lambda: 10**12)
+  monkeypatch.setattr(scann_memory, "available_memory", lambda: 10**12)
   with warnings.catch_warnings():
     warnings.simplefilter("error")
     with pytest.raises(ZeroDivisionError):
@@ -421,7 +423,7 @@ def test_save_is_atomic(tmp_path, data, monkeypatch):
 
   def fail(*args, **kwargs):
     raise OSError("disk full")
-  monkeypatch.setattr(retrieval, "_write_manifest", fail)
+  monkeypatch.setattr(manifest, "write", fail)
   with pytest.raises(OSError, match="disk full"):
     new.save(target)
   with pytest.raises(OSError, match="disk full"):
@@ -462,7 +464,7 @@ def test_build_index_from_embeddings(tmp_path, data):
   emb = str(tmp_path / "emb")
   ids = write_embeddings(emb, db, [700, 500, 300], {"name": "model-f", "step": 1000})
   manifest = retrieval.build_index_from_embeddings(emb, str(tmp_path / "index"),
-                                                   kind="brute_force", max_shard_size=600)
+                                                   kind="brute_force", shard_size=600)
   assert [s["count"] for s in manifest["shards"]] == [500, 500, 500]   # re-chunked evenly
   assert manifest["model"]["name"] == "model-f" and manifest["model"]["step"] == 1000
   index = retrieval.load_index(str(tmp_path / "index"))
@@ -497,7 +499,7 @@ def test_cli(tmp_path, data):
   ids = write_embeddings(emb, db[:900], [400, 500], {"name": "tiny"})
   out = str(tmp_path / "index")
   result = run_module("mel", "index", "--embeddings", emb, "--output", out,
-                      "--max_shard_size", 300, timeout=300)
+                      "--shard_size", 300, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "900 vectors of dimension 64, 3 shard(s)" in result.stdout
   index = retrieval.load_index(out)
@@ -509,12 +511,16 @@ def test_cli(tmp_path, data):
   assert os.path.getmtime(os.path.join(out, "manifest.json")) == built
   assert not retrieval.index_is_current(out, emb, "brute_force")
   result = run_module("mel", "index", "--embeddings", emb, "--output", out,
-                      "--max_shard_size", 300, "--overwrite", timeout=300)
+                      "--shard_size", 300, "--overwrite", timeout=300)
   assert result.returncode == 0 and "3 shard(s)" in result.stdout
   assert os.path.getmtime(os.path.join(out, "manifest.json")) != built
   result = run_module("mel", "index", "--embeddings", str(tmp_path / "none"),
                       "--output", out, timeout=300)
-  assert result.returncode == 1 and "manifest.json" in result.stderr
+  assert result.returncode == 1 and f"{tmp_path / 'none'}: not a directory" in result.stderr
+  os.remove(os.path.join(emb, "manifest.json"))   # as if encoding had not finished
+  result = run_module("mel", "index", "--embeddings", emb, "--output", out, "--overwrite",
+                      timeout=300)
+  assert result.returncode == 1 and "manifest.json: missing" in result.stderr
   assert len(retrieval.load_index(out)) == 900   # a failed run left the old index alone
 
 
@@ -535,6 +541,71 @@ def test_cli_scann_params(tmp_path, data):
                       "--scann_param", "leaves=50", timeout=300)
   assert result.returncode == 2 and "'leaves=50'" in result.stderr
   assert "num_leaves" in result.stderr   # names the keys it knows
+
+
+def test_embeddings_manifest_lists_every_file(tmp_path, data):
+  emb = str(tmp_path / "emb")
+  write_embeddings(emb, data[0][:900], [400, 500], {"name": "m"})
+  written = embeddings.read_manifest(emb)
+  assert written["format"] == "mel-embeddings/2" and written["count"] == 900
+  assert written["dimension"] == 64 and written["model"] == {"name": "m"}
+  assert written["shards"] == [
+      {"vectors": "vectors-00000.npy", "ids": "ids-00000.txt", "count": 400},
+      {"vectors": "vectors-00001.npy", "ids": "ids-00001.txt", "count": 500}]
+  assert written["files"] == manifest.describe_files(emb)   # every file, sizes and checksums
+  edit_manifest(emb, format="mel-embeddings/1")
+  with pytest.raises(embeddings.EmbeddingsError, match="manifest.json: format"):
+    embeddings.read_manifest(emb)
+
+
+@pytest.mark.parametrize("name", ["vectors-00001.npy", "ids-00000.txt"])
+def test_corrupted_embeddings_file_is_rejected_naming_it(tmp_path, data, capsys, name):
+  emb = str(tmp_path / "emb")
+  write_embeddings(emb, data[0][:900], [400, 500], {"name": "m"})
+  path = os.path.join(emb, name)
+  with open(path, "r+b") as f:   # one byte changed, still ASCII: the ids file stays readable
+    f.seek(-2, os.SEEK_END)
+    f.write(b"#")
+  with pytest.raises(embeddings.EmbeddingsError, match="checksum") as e:
+    list(embeddings.iter_shards(emb))
+  assert path in str(e.value)
+  list(embeddings.iter_shards(emb, verify=False))   # the size is right: only checksums tell
+  assert build_index.main(["--embeddings", emb, "--output", str(tmp_path / "index"),
+                           "--kind", "brute_force", "--no_progress"]) == 1
+  assert f"{path}: checksum" in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "index")
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 1)
+  with pytest.raises(embeddings.EmbeddingsError, match="truncated") as e:
+    list(embeddings.iter_shards(emb, verify=False))
+  assert path in str(e.value)
+
+
+def test_index_cli_defaults_from_model_dir(tmp_path, data):
+  model_dir = tmp_path / "model"
+  ids = write_embeddings(str(model_dir / "embeddings"), data[0][:500], [500], {"name": "m"})
+  assert build_index.main(["--model_dir", str(model_dir), "--kind", "brute_force",
+                           "--no_progress"]) == 0
+  index = retrieval.load_index(str(model_dir / "index"))
+  assert list(index.ids) == ids and index.model["name"] == "m"
+  args = build_index.parse_args(["--model_dir", "M", "--output", "I"])
+  assert (args.embeddings, args.output) == (os.path.join("M", "embeddings"), "I")
+  args = build_index.parse_args(["--model_dir", "M", "--embeddings", "E"])
+  assert (args.embeddings, args.output) == ("E", os.path.join("M", "index"))
+  assert build_index.parse_args(["--embeddings", "E", "--output", "I"]).output == "I"
+
+
+@pytest.mark.parametrize("argv", [[], ["--embeddings", "E"], ["--output", "I"]])
+def test_index_cli_needs_model_dir_or_embeddings_and_output(argv, capsys):
+  with pytest.raises(SystemExit) as e:
+    build_index.main(argv)
+  assert e.value.code == 2
+  assert "give --model_dir, or both --embeddings and --output" in capsys.readouterr().err
+
+
+def test_index_command_without_inputs_is_a_usage_error(tmp_path):
+  result = run_module("mel", "index", "--embeddings", tmp_path, timeout=120)
+  assert result.returncode == 2 and "--model_dir" in result.stderr
 
 
 def test_serving_does_not_import_tensorflow(tmp_path, data):

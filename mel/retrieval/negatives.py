@@ -1,8 +1,8 @@
 """Hard-negative mining with per-entity label balance (paper Sec. 5.2.4).
 
-    python -m mel.retrieval.negatives --model_dir out/models/demo_f/round0 \
-        --index out/models/demo_f/round0/index --output out/models/demo_f/negatives_round1 \
-        [--k 100] [--ratio 10] [--max_per_mention 10]
+    mel negatives --model_dir M --output N [--index I (default M/index)] [--mining_dir D]
+                  [--top_k 100] [--ratio 10] [--max_per_mention 10] [--seed 0]
+                  [--batch_size 256] [--num_shards 4] [--overwrite] [--no_progress]
 
 Encodes the training mentions with the model's exported mention tower, retrieves the top k
 entities from the index, drops the gold entity, and keeps negatives under a per-entity budget:
@@ -12,9 +12,10 @@ negative). Mentions are visited in a seeded hash order and candidates in rank or
 result is deterministic. Every training mention is written (with its negatives, possibly none)
 as a MentionWithNegatives record, in that seeded order (not grouped by language as the mining
 output is); the next training round reads these files in place of the mentions
-(`data.hard_negatives`).
+(`data.hard_negatives`). The mining run defaults to the one the model was trained on (its
+config's data.mining_dir). A rerun with the same inputs (model and export step, index, mining
+run, parameters) reuses the round written last (summary.json); --overwrite mines it again.
 """
-import argparse
 import collections
 import json
 import os
@@ -22,10 +23,10 @@ import sys
 import time
 from typing import Dict, List, Mapping, NamedTuple, Sequence
 
-
 import numpy as np
 
-from mel import records, schema
+from mel import flags, records, schema, towers
+from mel.model_dir import ModelDir
 
 SUMMARY = "summary.json"
 SHARD_PATTERN = "negatives-{index:05d}-of-{count:05d}.tfrecord.gz"
@@ -81,27 +82,6 @@ def select_negatives(order: Sequence[int], candidates: Sequence[Sequence[str]],
   return Selection(negatives, dict(used), skipped)
 
 
-def encode_mentions(model_dir: str, mentions: Sequence[schema.Mention], batch_size: int,
-                    progress: bool = True) -> np.ndarray:
-  """float32 [N, D] from the exported mention tower (raw strings in)."""
-  import tensorflow as tf
-  import tensorflow_text  # noqa: F401  (the tokenizer ops of the SavedModel)
-  from tqdm import tqdm
-  serve = tf.saved_model.load(os.path.join(model_dir, "export", "mention_encoder")).signatures[
-      "serving_default"]
-  out = []
-  with tqdm(total=len(mentions), unit="mention", desc="encoding mentions",
-            disable=not progress, mininterval=5) as bar:
-    for start in range(0, len(mentions), batch_size):
-      batch = mentions[start:start + batch_size]
-      out.append(serve(title=tf.constant([m.doc_title for m in batch]),
-                       left=tf.constant([m.left_context for m in batch]),
-                       mention=tf.constant([m.mention for m in batch]),
-                       right=tf.constant([m.right_context for m in batch]))["embeddings"].numpy())
-      bar.update(len(batch))
-  return np.concatenate(out) if out else np.zeros([0, 0], np.float32)
-
-
 def _write_shards(output: str, mentions, negatives, order: Sequence[int],
                   num_shards: int) -> List[str]:
   """Writes the mentions in `order` (a seeded permutation), dealt round-robin to the shards.
@@ -127,49 +107,55 @@ def _write_shards(output: str, mentions, negatives, order: Sequence[int],
   return paths
 
 
-def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: str = "",
-                   k: int = 100, ratio: int = 10, max_per_mention: int = 10, seed: int = 0,
-                   batch_size: int = 256, num_shards: int = 4, progress: bool = True) -> dict:
-  """Runs one mining round; returns the summary (also written to <output>/summary.json)."""
-  from mel.training import configs
-  from mel.retrieval import index as retrieval
+def mine_negatives(model_dir: str, output: str, *, index_path: str = "", mining_dir: str = "",
+                   top_k: int = 100, ratio: int = 10, max_per_mention: int = 10, seed: int = 0,
+                   batch_size: int = 256, num_shards: int = 4, overwrite: bool = False,
+                   progress: bool = True) -> dict:
+  """Runs one mining round; returns the summary (also written to <output>/summary.json).
+
+  index_path defaults to model_dir/index, mining_dir to the model's config's data.mining_dir.
+  """
+  from mel import retrieval
   started = time.time()
-  if not mining_dir:
-    mining_dir = configs.load(os.path.join(model_dir, "config.yaml")).data.mining_dir
-  if os.path.exists(os.path.join(output, SUMMARY)):
-    with open(os.path.join(output, SUMMARY), encoding="utf-8") as f:
+  directory = ModelDir(model_dir)
+  index_path = index_path or directory.index
+  mining_dir = mining_dir or directory.mining_dir()
+  inputs = {"model_dir": os.path.abspath(model_dir), "model_step": directory.export_step(),
+            "index": os.path.abspath(index_path), "mining_dir": mining_dir, "top_k": top_k,
+            "ratio": ratio, "max_per_mention": max_per_mention, "seed": seed}
+  summary_path = os.path.join(output, SUMMARY)
+  if not overwrite and os.path.exists(summary_path):
+    with open(summary_path, encoding="utf-8") as f:
       previous = json.load(f)
-    if previous.get("inputs") == _inputs(model_dir, index_path, mining_dir, k, ratio,
-                                         max_per_mention, seed):
-      print(f"[mel.retrieval.negatives] {output} already holds this round; reused", file=sys.stderr)
+    if previous.get("inputs") == inputs:
+      print(f"[mel negatives] {output} already holds this round; reused (--overwrite mines "
+            "it again)", file=sys.stderr)
       return previous
   mentions = list(records.read_output(mining_dir, records.MENTIONS_TRAIN))
   positives = {e.entity_id: e.mention_count
                for e in records.read_output(mining_dir, records.ENTITIES)}
   index = retrieval.load_index(index_path)
-  vectors = encode_mentions(model_dir, mentions, batch_size, progress)
+  vectors = towers.mention_tower(model_dir).encode(mentions, batch_size, progress)
   if len(mentions) and vectors.shape[1] != index.dimension:
     raise ValueError(f"mention vectors have dimension {vectors.shape[1]}, the index "
                      f"{index_path} has {index.dimension}: built from another model?")
   candidates = []
   for start in range(0, len(mentions), 1024):
-    rows, _ = index.search(vectors[start:start + 1024], k)
-    candidates.extend([[index.ids[r] for r in row if r >= 0] for row in rows])
+    candidates.extend(index.search_ids(vectors[start:start + 1024], top_k)[0])
   gold = [m.entity_id for m in mentions]
   order = visiting_order([m.mention_id for m in mentions], seed)
   negatives, used, skipped = select_negatives(order, candidates, gold, positives, ratio,
                                               max_per_mention)
   # Paths are written first and the summary last: its presence means the round is complete.
   for stale in os.listdir(output) if os.path.isdir(output) else []:
-    if stale.startswith("negatives-"):
+    if stale.startswith("negatives-") or stale == SUMMARY:
       os.remove(os.path.join(output, stale))
   paths = _write_shards(output, mentions, negatives, order, num_shards)
 
   gold_retrieved = sum(1 for g, c in zip(gold, candidates) if g in c)
   counts = [len(n) for n in negatives]
   summary = {
-      "inputs": _inputs(model_dir, index_path, mining_dir, k, ratio, max_per_mention, seed),
-      "output": output, "files": [os.path.basename(p) for p in paths],
+      "inputs": inputs, "output": output, "files": [os.path.basename(p) for p in paths],
       "mentions": len(mentions),
       "mentions_with_negatives": sum(1 for n in counts if n),
       "negatives": int(sum(counts)),
@@ -185,51 +171,43 @@ def mine_negatives(model_dir: str, index_path: str, output: str, *, mining_dir: 
   tmp = os.path.join(output, f".{SUMMARY}.tmp")
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=2, sort_keys=True)
-  os.replace(tmp, os.path.join(output, SUMMARY))
+  os.replace(tmp, summary_path)
   return summary
 
 
-def _inputs(model_dir, index_path, mining_dir, k, ratio, max_per_mention, seed) -> dict:
-  step = None
-  manifest = os.path.join(model_dir, "export", "manifest.json")
-  if os.path.exists(manifest):
-    with open(manifest, encoding="utf-8") as f:
-      step = json.load(f).get("step")
-  return {"model_dir": os.path.abspath(model_dir), "model_step": step,
-          "index": os.path.abspath(index_path), "mining_dir": mining_dir, "k": k,
-          "ratio": ratio, "max_per_mention": max_per_mention, "seed": seed}
-
-
 def main(argv=None, prog: str = "mel negatives") -> int:
-  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-  parser.add_argument("--model_dir", required=True, help="model whose mention tower encodes")
-  parser.add_argument("--index", required=True, help="index of that model's entity encodings")
-  parser.add_argument("--output", required=True, help="directory for negatives-*.tfrecord.gz")
-  parser.add_argument("--mining_dir", default="",
-                      help="mining output (default: the model config's data.mining_dir)")
-  parser.add_argument("--k", type=int, default=100, help="entities retrieved per mention")
+  parser = flags.parser(prog, __doc__)
+  flags.model_dir(parser, help="model whose mention tower encodes the training mentions")
+  parser.add_argument("--index", default="",
+                      help="index of that model's entity encodings (default: MODEL_DIR/index)")
+  flags.output(parser, help="directory for negatives-*.tfrecord.gz and summary.json")
+  flags.mining_dir(parser)
+  flags.top_k(parser, 100, help="entities retrieved per mention (default 100)")
   parser.add_argument("--ratio", type=int, default=10,
-                      help="an entity is a negative at most ratio x its training mentions")
-  parser.add_argument("--max_per_mention", type=int, default=10)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--batch_size", type=int, default=256)
-  parser.add_argument("--num_shards", type=int, default=4)
+                      help="an entity is a negative at most ratio x its training mentions "
+                      "(default 10)")
+  parser.add_argument("--max_per_mention", type=int, default=10,
+                      help="negatives kept per mention (default 10)")
+  parser.add_argument("--seed", type=int, default=0, help="seed of the visiting order")
+  flags.batch_size(parser)
+  parser.add_argument("--num_shards", type=int, default=4, help="output files (default 4)")
+  flags.overwrite(parser, help="mine again even when --output holds this round")
+  flags.no_progress(parser)
   args = parser.parse_args(argv)
-  for name in ("k", "ratio", "max_per_mention", "batch_size", "num_shards"):
-    if getattr(args, name) < 1:
-      parser.error(f"--{name} must be positive")
+  flags.require_positive(parser, args, "top_k", "ratio", "max_per_mention", "batch_size",
+                         "num_shards")
   try:
-    summary = mine_negatives(args.model_dir, args.index, args.output,
-                             mining_dir=args.mining_dir, k=args.k, ratio=args.ratio,
-                             max_per_mention=args.max_per_mention, seed=args.seed,
-                             batch_size=args.batch_size, num_shards=args.num_shards)
+    summary = mine_negatives(
+        args.model_dir, args.output, index_path=args.index, mining_dir=args.mining_dir,
+        top_k=args.top_k, ratio=args.ratio, max_per_mention=args.max_per_mention,
+        seed=args.seed, batch_size=args.batch_size, num_shards=args.num_shards,
+        overwrite=args.overwrite, progress=not args.no_progress)
   except (FileNotFoundError, ValueError) as e:
-    print(f"[mel.retrieval.negatives] error: {e}", file=sys.stderr)
+    print(f"[mel negatives] error: {e}", file=sys.stderr)
     return 1
-  print(f"[mel.retrieval.negatives] {summary['mentions']} mentions, {summary['negatives']} "
+  print(f"[mel negatives] {summary['mentions']} mentions, {summary['negatives']} "
         f"negatives ({summary['negatives_per_mention']['mean']:.2f} per mention; "
-        f"{summary['mentions_with_negatives']} mentions have some); gold in top {args.k}: "
+        f"{summary['mentions_with_negatives']} mentions have some); gold in top {args.top_k}: "
         f"{summary['recall_at_k']:.3f}; {summary['candidates_skipped_by_budget']} candidates "
         f"skipped by the per-entity budget -> {args.output}", file=sys.stderr)
   return 0
-
