@@ -65,12 +65,13 @@ def build_base_model(model_dir: str, demo_dir: str) -> None:
 
   import tensorflow as tf
 
-  from mel.training import export, tokenization
-
-  from mel.retrieval import index as retrieval
-  from mel.training.input_layout import InputBuilder
+  from mel import retrieval
+  from mel.model_dir import ModelDir
   from mel.modeling.text_tower import TextTower
-  tokens = tokenization.load_vocab(os.path.join(demo_dir, "vocab.txt"))
+  from mel.training import export, tokenization
+  from mel.training.input_layout import InputBuilder
+  demo, model = ModelDir(demo_dir), ModelDir(model_dir)
+  tokens = tokenization.load_vocab(demo.vocab)
   tokens += [f"fill{i}" for i in range(BASE_VOCAB - len(tokens))]
   tokenizer = tokenization.Tokenizer(tokens)
   builder = InputBuilder(tokenizer, SEQ, 16)
@@ -78,20 +79,19 @@ def build_base_model(model_dir: str, demo_dir: str) -> None:
   tower = TextTower.from_encoder_config(base_encoder_config(), BASE_DIM, name="mention_tower")
   seq = tf.zeros([1, 8], tf.int32)
   tower({"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq})
-  os.makedirs(os.path.join(model_dir, "export"), exist_ok=True)
-  export._save(export.MentionEncoder(tower, builder),
-               os.path.join(model_dir, "export", export.MENTION_ENCODER))
-  with open(os.path.join(model_dir, "export", export.MANIFEST), "w") as f:
+  os.makedirs(model.export, exist_ok=True)
+  export._save(export.MentionEncoder(tower, builder), model.mention_encoder)
+  with open(model.export_manifest, "w") as f:
     json.dump({"kind": "F", "step": 0, "embedding_dim": BASE_DIM, "vocab_size": BASE_VOCAB,
                "max_seq_length": SEQ, "max_title_length": 16, "entity_input": "description"},
               f)
-  shutil.copy(os.path.join(demo_dir, "entities.tsv"), os.path.join(model_dir, "entities.tsv"))
-  shutil.copytree(os.path.join(demo_dir, "dictionary"), os.path.join(model_dir, "dictionary"))
-  with open(os.path.join(model_dir, "entities.tsv"), encoding="utf-8") as f:
+  shutil.copy(demo.entities, model.entities)
+  shutil.copytree(demo.dictionary, model.dictionary)
+  with open(model.entities, encoding="utf-8") as f:
     ids = [line.split("\t", 1)[0] for line in f]
   vectors = np.random.default_rng(0).standard_normal((len(ids), BASE_DIM)).astype(np.float32)
   vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-  retrieval.ScannIndex.build(ids, vectors).save(os.path.join(model_dir, "index"))
+  retrieval.ScannIndex.build(ids, vectors).save(model.index)
 
 
 def load_documents(mining_dir: str, count: int, chars: int):
@@ -161,9 +161,9 @@ def measure_tower(linker, docs, seconds: float = 10.0) -> dict:
 def run(args):
   import tensorflow as tf
 
-  from mel.training import configs
-
   from mel.linking import linker as L
+  from mel.model_dir import ModelDir
+  from mel.training import configs
   rows = []
   docs_all = load_documents(args.mining_dir, max(args.docs, args.base_docs), args.doc_chars)
   print(f"link benchmark: {os.cpu_count()} cores ({train_step.cpu_name()}); {len(docs_all)} "
@@ -173,9 +173,8 @@ def run(args):
     with tempfile.TemporaryDirectory(prefix="mel-bench-link-") as tmp:
       if name == "demo":
         model_dir = args.model_dir
-        enc = configs.load(os.path.join(model_dir, "config.yaml")).model.encoder
-        with open(os.path.join(model_dir, "export", "manifest.json")) as f:
-          dim = json.load(f)["embedding_dim"]
+        enc = configs.load(ModelDir(model_dir).config).model.encoder
+        dim = ModelDir(model_dir).read_export_manifest()["embedding_dim"]
         enc.vocab_size = enc.vocab_size or 0
         docs = docs_all[:args.docs]
       elif name == "base":

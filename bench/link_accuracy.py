@@ -11,8 +11,8 @@ the measure and every query is linked. Per mode:
   linked       share of mentions whose best score reaches the linker's NIL threshold
   precision    accuracy among the linked ones (what a caller keeping non-NIL links gets)
 
-This is the figure behind the defaults in mel/linker.py (prior weight, threshold), not a
-retrieval evaluation: for binned R@k use `python -m mel.evaluation.evaluate`.
+This is the figure behind the defaults in mel/linking/linker.py (prior weight, threshold),
+not a retrieval evaluation: for binned R@k use `mel evaluate`.
 """
 import argparse
 import json

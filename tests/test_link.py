@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from mel.linking import linker as L, spotter as md
-from mel.retrieval.index import BruteForceIndex
+from mel.linking import dictionary as dic, linker as L
+from mel.linking.entities import EntityTexts
+from mel.retrieval import BruteForceIndex
 
 DIM = 8
 ENTITIES = {"E:paris": "capital of France", "E:paris_tx": "city in Texas",
@@ -43,12 +44,12 @@ def fake(tmp_path):
   # index rows in another order than the table's (as a streamed ScaNN build gives)
   order = ids[::-1]
   index = BruteForceIndex.build(order, np.stack([basis[e] for e in order]))
-  entities = L.EntityTexts(str(table), index.ids)
-  dictionary = md.SurfaceDictionary({
-      "en": {"paris": md.FormStats("paris", 30, 60, (("E:paris_tx", 27), ("E:paris", 3))),
-             "berlin": md.FormStats("berlin", 9, 10, (("Q64", 9),)),
-             "tokyo": md.FormStats("tokyo", 9, 10, (("E:tokyo", 9),))},
-      "uk": {"київ": md.FormStats("київ", 9, 10, (("E:kyiv", 9),))}})
+  entities = EntityTexts(str(table), index.ids)
+  dictionary = dic.SurfaceDictionary({
+      "en": {"paris": dic.FormStats("paris", 30, 60, (("E:paris_tx", 27), ("E:paris", 3))),
+             "berlin": dic.FormStats("berlin", 9, 10, (("Q64", 9),)),
+             "tokyo": dic.FormStats("tokyo", 9, 10, (("E:tokyo", 9),))},
+      "uk": {"київ": dic.FormStats("київ", 9, 10, (("E:kyiv", 9),))}})
   # "paris": the tower prefers E:paris (cosine 0.78), the anchors E:paris_tx (cosine 0.62,
   # prior 0.9); "tokyo": the tower prefers E:kyiv (0.86), the anchors E:tokyo (0.51, prior 1)
   mention_vectors = {"paris": _unit(basis["E:paris"] + 0.8 * basis["E:paris_tx"]),
@@ -101,6 +102,15 @@ def test_full_mode_scores_prior_entities_the_search_missed(fake, monkeypatch):
   assert linker.entity_encoder.calls == [["capital of Japan"]]
   linker.link("Tokyo", "en", top_k=1)
   assert len(linker.entity_encoder.calls) == 1   # memoised
+
+
+def test_full_mode_prior_backs_off_to_all_languages(fake):
+  linker, _ = fake
+  # uk never saw "paris" (its table holds only "київ"): the prior is en's, pooled (27/30)
+  uk = linker.link("Paris", "uk", spans=[(0, 5)])[0]
+  assert uk.entity_id == "E:paris_tx" and uk.candidates[0].prior == pytest.approx(0.9)
+  # uk saw "київ": its own anchors
+  assert linker.link("Київ", "uk")[0].candidates[0].prior == pytest.approx(1.0)
 
 
 def test_nil_below_the_threshold_keeps_the_candidates(fake):
@@ -165,6 +175,20 @@ def test_megabytes_of_text_go_through_in_bounded_batches(fake):
   assert out[-1].start == len(text) - len(sentence) + sentence.index("Tokyo")
 
 
+# what serving must never import: training, negative mining, entity encoding, Beam
+FORBIDDEN = ("apache_beam", "official", "beam_pipelines", "mel.training", "mel.modeling",
+             "mel.retrieval.negatives", "mel.retrieval.encode")
+
+
+def test_serving_modules_import_no_training_or_beam_code():
+  code = ("import sys\n"
+          "from mel.linking import build_dictionary, cli, linker, loading, model_cache\n"
+          f"print(sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r})))")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip() == "[]"
+
+
 def test_importing_mel_is_cheap_and_a_missing_model_is_explained(monkeypatch):
   code = ("import sys, mel; assert 'tensorflow' not in sys.modules and 'mel.linking.linker' not in "
           "sys.modules; print('ok')")
@@ -176,6 +200,23 @@ def test_importing_mel_is_cheap_and_a_missing_model_is_explained(monkeypatch):
     mel.link("Paris", "en")
   with pytest.raises(L.ModelNotFoundError, match="no such model directory"):
     mel.load("/nonexistent/model")
+
+
+def test_a_missing_part_is_named_with_the_command_that_builds_it(tmp_path):
+  model = tmp_path / "model"
+  (model / "export").mkdir(parents=True)
+  with pytest.raises(L.ModelNotFoundError, match="export/manifest.json: missing; .*`mel train`"):
+    L.load(str(model))
+  (model / "export" / "manifest.json").write_text('{"embedding_dim": 8}')
+  (model / "export" / "mention_encoder").mkdir()
+  (model / "entities.tsv").write_text("Q1\tx\n")
+  with pytest.raises(L.ModelNotFoundError, match=r"index: missing; .*`mel encode --model_dir "
+                     r".*`mel index --model_dir"):
+    L.load(str(model))
+  (model / "index").mkdir()
+  with pytest.raises(L.ModelNotFoundError, match=r"dictionary: missing; .*`mel dictionary "
+                     r"--mining_dir D --output .*dictionary`"):
+    L.load(str(model))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,8 +284,7 @@ for lang, x in json.loads(sys.stdin.read()).items():
     fast += [m.to_dict() for m in linker.link(text, lang, spans=spans, fast=True, title=title)]
     full += [m.to_dict() for m in linker.link(text, lang, spans=spans, title=title)]
   out[lang] = [spotted, fast, full]
-bad = sorted(m for m in sys.modules if m.startswith(("apache_beam", "official", "mel.training.train",
-             "mel.modeling", "mel.training.inputs", "beam_pipelines")))
+bad = sorted(m for m in sys.modules if m.startswith({FORBIDDEN!r}))
 print(json.dumps({{"out": out, "imported": bad}}))
 """
   result = subprocess.run([sys.executable, "-c", code], input=json.dumps(held_out),
@@ -338,13 +378,13 @@ def test_gs_model_directory_is_fetched_verified_and_reused(model_dir, held_out, 
   assert again.fetch_stats["reused"] == remote.fetch_stats["downloaded"]
 
   # a cached file altered in place (same size) fails the manifest's checksum: fetched again
-  forms = cached / "dictionary" / md.FORMS
+  forms = cached / "dictionary" / dic.FORMS
   data = bytearray(forms.read_bytes())
   data[-3] ^= 1
   forms.write_bytes(bytes(data))
   healed = L.load(f"gs://{gcs_emulator['bucket']}/models/m", cache_dir=str(cache))
   assert healed.fetch_stats["downloaded"] == remote.fetch_stats["downloaded"]
-  assert forms.read_bytes() == (model_dir / "dictionary" / md.FORMS).read_bytes()
+  assert forms.read_bytes() == (model_dir / "dictionary" / dic.FORMS).read_bytes()
 
   with pytest.raises(FileNotFoundError, match="no such model directory"):
     L.load(f"gs://{gcs_emulator['bucket']}/models/none", cache_dir=str(cache))

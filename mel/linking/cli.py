@@ -13,11 +13,13 @@ language, bad spans). Exit status: 0 ok, 1 if any line failed or the model canno
 2 usage. In interactive mode, `:lang CODE` switches language, `:fast` / `:full` the mode,
 `:quit` (or end of input) leaves.
 """
-import argparse
 import json
 import os
 import sys
 from typing import List, Optional
+
+from mel import flags
+from mel.linking.inputs import check_language
 
 TEXT_WIDTH = 100
 
@@ -68,8 +70,7 @@ def _load(args):
 
 
 def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
-  from mel.linking import linker
-  lang = linker.check_language(lang)
+  lang = check_language(lang)
   print(f"mel link: {lk.model_dir} ({'fast' if fast else 'full'} mode, language {lang}). Type "
         f"text; :lang CODE, :fast, :full, :quit.", file=sys.stderr)
   while True:
@@ -89,7 +90,7 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
       continue
     if command.startswith(":lang"):
       try:
-        lang = linker.check_language(command[len(":lang"):].strip())
+        lang = check_language(command[len(":lang"):].strip())
       except ValueError as e:
         print(f"  {e}", file=sys.stderr)
       continue
@@ -169,18 +170,17 @@ def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: i
 
 
 def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
-  p = argparse.ArgumentParser(prog=prog, description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = flags.parser(prog, __doc__)
   mode = p.add_mutually_exclusive_group(required=True)
   mode.add_argument("-i", "--interactive", action="store_true", help="type text, see links")
   mode.add_argument("--input", help="JSON lines to link ('-': stdin)")
   mode.add_argument("--text", help="one text to link")
-  p.add_argument("--output", default="-", help="JSON lines out (default: stdout)")
+  flags.output(p, required=False, default="-", help="JSON lines out (default: stdout)")
   p.add_argument("--lang", default="", help="language code (default for --input lines "
                  "without one; required for -i and --text)")
   p.add_argument("--fast", action="store_true",
                  help="index search only (no wider search, no anchor prior)")
-  p.add_argument("--top_k", type=int, default=3, help="candidates per mention")
+  flags.top_k(p, 3, help="candidates per mention (default 3)")
   p.add_argument("--threshold", type=float, default=None,
                  help="NIL below this score (default: mel.linking.linker.DEFAULT_THRESHOLD)")
   p.add_argument("--min_link_prob", type=float, default=None,
@@ -190,23 +190,21 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
                  help="spot forms with at least this many training anchors "
                  "(default: mel.linking.spotter.DEFAULT_MIN_LINKED)")
   p.add_argument("--title", default="", help="document title given to the mention encoder")
-  p.add_argument("--model_dir", default=None, help="model directory (default: $MEL_MODEL_DIR)")
+  flags.model_dir(p, required=False, default=None,
+                  help="model directory (default: $MEL_MODEL_DIR)")
   p.add_argument("--index", default=None, help="index directory (default: MODEL_DIR/index)")
-  p.add_argument("--no_progress", action="store_true")
+  flags.no_progress(p)
   try:
     args = p.parse_args(argv)
+    flags.require_positive(p, args, "top_k")
   except SystemExit as e:
     return int(e.code or 0)
-  if args.top_k < 1:
-    print("mel link: --top_k must be >= 1", file=sys.stderr)
-    return 2
   if (args.interactive or args.text is not None) and not args.lang:
     print("mel link: --lang is required with -i and --text", file=sys.stderr)
     return 2
-  from mel.linking import linker
   if args.lang:
     try:
-      linker.check_language(args.lang)
+      check_language(args.lang)
     except ValueError as e:
       print(f"mel link: {e}", file=sys.stderr)
       return 2

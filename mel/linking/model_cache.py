@@ -2,15 +2,14 @@
 
     local = fetch_all("gs://bucket/models/m")   # -> Fetched(paths=(model, index, dictionary))
 
-Only what serving reads is fetched: export/manifest.json, export/mention_encoder/**,
-export/entity_encoder/** (full mode), index/**, entities.tsv, dictionary/** (not
+Only what serving reads is fetched (mel.model_dir.SERVING_PARTS, index/ and dictionary/; not
 checkpoints, summaries or embeddings). Files go to $MEL_CACHE (default ~/.cache/mel) under
 gcs/<bucket>/<path>, each downloaded to a temp name and renamed, with google-cloud-storage's
 crc32c/md5 check of the transfer. `.mel-fetch.json` beside them records each object's
 generation and size; a later fetch lists the objects again (one listing per directory) and
 downloads only those that are new or changed, and deletes cached files the bucket no longer
 has. If the listing fails (no network) and the cache is complete, the cached copy is used
-with a warning. The caller (mel.linking.linker.load) then verifies the files against the manifests'
+with a warning. The caller (mel.linking.loading) then verifies the files against the manifests'
 sha256 and asks for a forced re-download once if a cached file fails.
 
 Credentials: Application Default Credentials; with STORAGE_EMULATOR_HOST set (tests,
@@ -21,11 +20,9 @@ import os
 import sys
 from typing import NamedTuple, Optional, Tuple
 
+from mel.model_dir import DICTIONARY, INDEX, SERVING_PARTS
+
 RECORD = ".mel-fetch.json"
-MODEL_PARTS = ("export/manifest.json", "export/mention_encoder/", "export/entity_encoder/",
-               "entities.tsv")
-INDEX = "index"
-DICTIONARY = "dictionary"
 
 
 class Fetched(NamedTuple):
@@ -141,7 +138,7 @@ def fetch_all(model_dir: str, index: Optional[str] = None, dictionary: Optional[
       stats[key] += s[key]
     stats["offline"] = stats["offline"] or s["offline"]
 
-  parts = list(MODEL_PARTS)
+  parts = list(SERVING_PARTS)
   if index is None:
     parts.append(INDEX + "/")
   if dictionary is None:

@@ -1,0 +1,118 @@
+"""A model directory's serving parts, read (local or gs://) and checked to belong together.
+
+    parts = read_parts("out/models/demo_f/round1")   # or "gs://bucket/model_dir"
+
+Paths are mel.model_dir's: export/manifest.json and export/mention_encoder/ (`mel train`),
+export/entity_encoder/ (optional: full mode's exact prior rescoring), entities.tsv, index/
+(`mel encode` + `mel index`) and dictionary/ (`mel dictionary`); other files are ignored. A
+missing part is named with the command that builds it.
+
+gs:// directories are fetched by mel.linking.model_cache, then read from local disk and
+verified (every index and dictionary file against its manifest's sha256, entities.tsv against
+the checksum the index recorded); a cached copy that fails is fetched again once.
+"""
+import os
+import sys
+from typing import NamedTuple, Optional
+
+from mel import files, retrieval, towers
+from mel.linking.dictionary import BUILD_COMMAND, SurfaceDictionary
+from mel.linking.entities import EntityTexts
+from mel.model_dir import ModelDir
+
+ENV_MODEL_DIR = "MEL_MODEL_DIR"
+
+
+class ModelNotFoundError(FileNotFoundError):
+  """No model directory was given, or it lacks a part serving needs."""
+
+
+class Parts(NamedTuple):
+  """What a Linker is made of (mel.linking.linker.Linker's arguments)."""
+  encoder: towers.MentionTower
+  index: retrieval.Index
+  entities: EntityTexts
+  dictionary: SurfaceDictionary
+  entity_encoder: Optional[towers.EntityTower]   # None when the export has no entity tower
+  entity_input: str
+  fetch_stats: Optional[dict]                    # gs:// only: {"downloaded", "reused", ...}
+
+
+def resolve_model_dir(path: Optional[str]) -> str:
+  """path, else $MEL_MODEL_DIR; ModelNotFoundError saying how to give one."""
+  path = path or os.environ.get(ENV_MODEL_DIR, "")
+  if not path:
+    raise ModelNotFoundError(
+        f"no model directory: pass one (mel.load(PATH), mel.link(..., model_dir=PATH), "
+        f"mel link --model_dir PATH) or set {ENV_MODEL_DIR}. A model directory holds export/, "
+        f"index/, entities.tsv and dictionary/ (bash scripts/demo.sh makes one under "
+        f"out/models/)")
+  return path
+
+
+def read_parts(path: str, index: Optional[str] = None, dictionary: Optional[str] = None,
+               cache_dir: Optional[str] = None, verify: bool = True) -> Parts:
+  """The parts of model directory path; index / dictionary override <path>/index and
+  <path>/dictionary (local or gs://). verify checks every index and dictionary file's sha256
+  (always done for gs:// fetches)."""
+  if any((p or "").startswith("gs://") for p in (path, index, dictionary)):
+    from mel.linking import model_cache
+    local = model_cache.fetch_all(path, index, dictionary, cache_dir)
+    try:
+      return _read_local(*local.paths, verify=True, fetch_stats=local.stats)
+    except (ValueError, OSError) as e:
+      if not local.stats.get("reused"):
+        raise
+      print(f"[mel] the cached copy in {local.paths[0]} failed verification ({e}); fetching "
+            f"it again", file=sys.stderr)
+    local = model_cache.fetch_all(path, index, dictionary, cache_dir, force=True)
+    return _read_local(*local.paths, verify=True, fetch_stats=local.stats)
+  directory = ModelDir(path)
+  return _read_local(path, index or directory.index, dictionary or directory.dictionary,
+                     verify=verify)
+
+
+def _require(path: str, how: str) -> str:
+  if not os.path.exists(path):
+    raise ModelNotFoundError(f"{path}: missing; {how}")
+  return path
+
+
+def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: bool,
+                fetch_stats: Optional[dict] = None) -> Parts:
+  if not os.path.isdir(path):
+    raise ModelNotFoundError(f"{path}: no such model directory")
+  directory = ModelDir(path)
+  train = "train and export the model first with `mel train`"
+  _require(directory.export_manifest, train)
+  _require(directory.mention_encoder, train)
+  _require(directory.entities, "it is written by `mel train`")
+  _require(index_path, f"build it with `mel encode --model_dir {path}`, then "
+           f"`mel index --model_dir {path}`")
+  _require(dictionary_path, f"build it with `{BUILD_COMMAND.format(path=dictionary_path)}`")
+  export = directory.read_export_manifest()
+  index = retrieval.load_index(index_path, verify=verify,
+                               dimension=int(export["embedding_dim"]))
+  built_with = index.model or {}
+  for key in ("kind", "step", "embedding_dim"):
+    if key in built_with and key in export and built_with[key] != export[key]:
+      raise ValueError(f"{index_path}: built from entity vectors of {key} {built_with[key]!r}, "
+                       f"the mention tower in {directory.export} has {export[key]!r}: "
+                       f"re-encode the entities and rebuild the index for this model")
+  want = built_with.get("entity_table_sha256")
+  if want:
+    got = files.sha256_file(directory.entities)
+    if got != want:
+      raise ValueError(f"{directory.entities}: checksum {got[:12]}... differs from the table "
+                       f"the index was built from ({want[:12]}...)")
+  entities = EntityTexts(directory.entities, index.ids)
+  dictionary = SurfaceDictionary.load(dictionary_path, verify=verify)
+  # the mention tower is loaded now, so that a broken export fails here and not at the first
+  # text; the entity tower only serves full mode's missed prior entities: loaded on first use
+  encoder = towers.MentionTower(directory.mention_encoder,
+                                module=towers.load_saved_model(directory.mention_encoder))
+  entity_input = export.get("entity_input", "description")
+  entity_encoder = None
+  if os.path.isdir(directory.entity_encoder):
+    entity_encoder = towers.EntityTower(directory.entity_encoder, entity_input)
+  return Parts(encoder, index, entities, dictionary, entity_encoder, entity_input, fetch_stats)
