@@ -54,8 +54,8 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
 
   import mel
-  from mel.evaluation import evaluate
-  queries, _ = evaluate.load_holdout(args.holdout)
+  from mel.evaluation import datasets
+  queries, _ = datasets.load_holdout(args.holdout)
   if args.limit:
     queries = queries[:args.limit]
   linker = mel.load(args.model_dir)
