@@ -104,6 +104,17 @@ class ModelDir:
             "entity_input": export["entity_input"],
             "entity_table_sha256": sha256_file(self.entities)}
 
+  def check_index(self, index_model: dict, index_path: str) -> dict:
+    """This model's identity(), after checking that an index (whose manifest recorded
+    index_model) holds vectors of this model: ValueError naming what differs."""
+    identity = self.identity()
+    for key in ("kind", "step", "embedding_dim", "entity_table_sha256"):
+      if key in index_model and index_model[key] != identity[key]:
+        raise ValueError(f"{index_path} was built from another model: its {key} is "
+                         f"{index_model[key]!r}, {self.path} has {identity[key]!r}; encode "
+                         f"the entities and build the index again (mel encode, mel index)")
+    return identity
+
   def mining_dir(self) -> str:
     """The mining run the model was trained on (config.yaml's data.mining_dir)."""
     import yaml

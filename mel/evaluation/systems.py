@@ -25,13 +25,10 @@ class DualEncoder:
     from mel.model_dir import ModelDir
     self.name, self.model_dir, self.index_path = name, model_dir, index_path
     self.batch_size, self.progress = batch_size, progress
-    self.identity = ModelDir(model_dir).identity()
-    self.index = retrieval.load_index(index_path, dimension=self.identity["embedding_dim"])
-    built_from = self.index.model
-    for key in ("kind", "step", "entity_table_sha256"):
-      if key in built_from and built_from[key] != self.identity[key]:
-        raise ValueError(f"{index_path} was built from another model: its {key} is "
-                         f"{built_from[key]!r}, {model_dir} has {self.identity[key]!r}")
+    directory = ModelDir(model_dir)
+    dimension = directory.read_export_manifest()["embedding_dim"]
+    self.index = retrieval.load_index(index_path, dimension=dimension)
+    self.identity = directory.check_index(self.index.model, index_path)
 
   def describe(self) -> dict:
     return {"kind": "dual_encoder", "model_dir": os.path.abspath(self.model_dir),

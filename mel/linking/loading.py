@@ -15,7 +15,7 @@ import os
 import sys
 from typing import NamedTuple, Optional
 
-from mel import files, retrieval, towers
+from mel import retrieval, towers
 from mel.linking.dictionary import BUILD_COMMAND, SurfaceDictionary
 from mel.linking.entities import EntityTexts
 from mel.model_dir import ModelDir
@@ -93,18 +93,7 @@ def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: boo
   export = directory.read_export_manifest()
   index = retrieval.load_index(index_path, verify=verify,
                                dimension=int(export["embedding_dim"]))
-  built_with = index.model or {}
-  for key in ("kind", "step", "embedding_dim"):
-    if key in built_with and key in export and built_with[key] != export[key]:
-      raise ValueError(f"{index_path}: built from entity vectors of {key} {built_with[key]!r}, "
-                       f"the mention tower in {directory.export} has {export[key]!r}: "
-                       f"re-encode the entities and rebuild the index for this model")
-  want = built_with.get("entity_table_sha256")
-  if want:
-    got = files.sha256_file(directory.entities)
-    if got != want:
-      raise ValueError(f"{directory.entities}: checksum {got[:12]}... differs from the table "
-                       f"the index was built from ({want[:12]}...)")
+  directory.check_index(index.model or {}, index_path)
   entities = EntityTexts(directory.entities, index.ids)
   dictionary = SurfaceDictionary.load(dictionary_path, verify=verify)
   # the mention tower is loaded now, so that a broken export fails here and not at the first
