@@ -6,6 +6,7 @@ allowed module pairs is kept by hand.
 """
 import ast
 import pathlib
+import re
 
 import pytest
 
@@ -129,3 +130,30 @@ def test_no_file_under_mel_is_over_500_lines():
   long = {str(p.relative_to(ROOT)): n for p in (ROOT / "mel").rglob("*.py")
           if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
   assert not long, f"split these modules: {long}"
+
+
+def test_the_readme_layout_names_every_module():
+  """README's Layout section lists each folder's modules: a module added or moved without the
+  README is caught here."""
+  readme = (ROOT / "README.md").read_text(encoding="utf-8")
+  section = readme[readme.index("## Layout"):readme.index("## Data and licences")]
+  blocks, current = {}, None
+  for line in section.splitlines():
+    head = line[4:].split(" ", 1)[0] if line.startswith("    ") and not line.startswith("     ") \
+        else ""
+    if head.endswith("/"):
+      current = head
+      blocks[current] = line
+    elif current and line.startswith("     "):
+      blocks[current] += " " + line
+    else:
+      current = None
+  missing = []
+  for folder in ("mel/", "mel/wikipedia/", "beam_pipelines/", "mel/training/", "mel/modeling/",
+                 "mel/retrieval/", "mel/evaluation/", "mel/linking/", "mewsli9/"):
+    assert folder in blocks, f"README Layout has no line for {folder}"
+    for path in sorted((ROOT / folder).glob("*.py")):
+      if path.stem not in ("__init__", "__main__") and not re.search(rf"\b{path.stem}\b",
+                                                                      blocks[folder]):
+        missing.append(f"{folder}{path.name}")
+  assert not missing, f"README Layout does not name: {missing}"
