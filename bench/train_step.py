@@ -15,13 +15,15 @@ Variants (none changes the model's math):
               takes its dense path (same update; no scatters, so no copy-on-read of the tables);
   xla         model.task_losses compiled with jit_compile=True (forward and its gradient;
               the AdamW update stays outside XLA), inside the same real loop;
-  bf16        tf_keras mixed precision policy "mixed_bfloat16" (float32 variables);
+  bf16        train.mixed_precision: bfloat16 (tf_keras "mixed_bfloat16": bfloat16 compute,
+              float32 variables, float32 tower outputs and losses), as `mel train` runs it;
   inter1      one inter-op thread (TF's default: one per core), so that two big einsums do
               not run side by side on the two cores.
 
 Each (config, variant) runs in its own child process (fresh TF state and a clean peak RSS).
 The child measures float32 tf.matmul at the model's biggest shape ([B*L, H] x [H, I]), builds
-the model and optimizer as mel.training.train does, feeds synthetic random token ids from an in-memory,
+the model and optimizer with mel.training.train.build_model (seeded, in the config's
+precision), feeds synthetic random token ids from an in-memory,
 repeated tf.data dataset through the default strategy, compiles and warms up, times whole
 train_loop calls for >= --seconds, then measures the matmul again (best of all runs counts).
 
@@ -46,8 +48,6 @@ import subprocess
 import sys
 import time
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -125,12 +125,11 @@ def synthetic_dataset(tf, batch: int, vocab: int, batches: int = 8):
 def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_per_loop: int,
             max_other: float):
   """Measures one (config, variant) in this process; returns a dict of figures."""
+  import mel  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
   import tensorflow as tf
-  import tf_keras
   if variant == "inter1":
     tf.config.threading.set_inter_op_parallelism_threads(1)
-  from mel.training import configs, optimization, train
-  from mel.modeling.dual_encoder import build_dual_encoder
+  from mel.training import configs, train
 
   model_cfg = model_config(config_name)
   enc = model_cfg.encoder
@@ -138,25 +137,17 @@ def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_pe
   mm = [matmul_gflops(tf, *shape, tf.float32)]
   mm_bf16 = matmul_gflops(tf, *shape, tf.bfloat16) if variant == "bf16" else None
 
-  if variant == "bf16":
-    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
-  train_cfg = configs.TrainConfig(steps=1_000_000, learning_rate=1e-4,
-                                  entity_entity_task=False)
+  config = configs.ExperimentConfig(model=model_cfg, train=configs.TrainConfig(
+      steps=1_000_000, learning_rate=1e-4, entity_entity_task=False, seed=1,
+      mixed_precision="bfloat16" if variant == "bf16" else "float32"))
   strategy = tf.distribute.get_strategy()
-  tf.random.set_seed(1)
-  with strategy.scope():
-    model = build_dual_encoder(model_cfg)
-    if variant == "frozen_emb":
-      for tower in (model.mention_tower, model.entity_tower):
-        tower.encoder.get_embedding_layer().trainable = False
-    optimizer = optimization.create_optimizer(train_cfg)
-    optimizer.build(model.trainable_variables)
-  if variant == "bf16":
-    # mel.training.train sums the losses into float32 totals; under mixed_bfloat16 they come out bfloat16.
-    def task_losses(features, training=True, inner=model.task_losses):
-      return {k: tf.cast(v, tf.float32) for k, v in inner(features, training).items()}
-    model.task_losses = task_losses
-  elif variant == "xla":
+  model, optimizer = train.build_model(config, strategy)
+  if variant == "frozen_emb":
+    # Left out of trainable_variables, so the loop computes no gradient and no update for them
+    # (their AdamW slots exist but stay unused).
+    for tower in (model.mention_tower, model.entity_tower):
+      tower.encoder.get_embedding_layer().trainable = False
+  if variant == "xla":
     model.task_losses = tf.function(model.task_losses, jit_compile=True)
   if variant == "dense_grad":
     def apply_gradients(pairs, inner=optimizer.apply_gradients):

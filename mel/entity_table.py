@@ -2,16 +2,15 @@
 
     <entity_id> TAB <text> NEWLINE     (line number = the entity's row, Model E's table index)
 
-Written once per model dir from the mining pipeline's Entity records, so training, entity
-encoding and serving all agree on which entities exist, their rows and their texts. TF reads it
-with a TextFileInitializer (no graph-size limit at 20M entities).
+Written once per model dir (mel.model_dir.ENTITIES) from the mining pipeline's Entity records,
+so training, entity encoding and serving all agree on which entities exist, their rows and their
+texts. TF reads it with a TextFileInitializer (no graph-size limit at 20M entities).
 """
 import os
 from typing import Iterable, List, Tuple
 
 from mel import records, schema
 
-FILENAME = "entities.tsv"
 MAX_TEXT_CHARS = 2000   # far beyond 64 wordpieces; keeps lines bounded
 
 

@@ -12,6 +12,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 from mel.training import configs  # noqa: E402
 from mel.training import bert_init  # noqa: E402
@@ -74,6 +75,7 @@ def _tower(num_layers=2, vocab=VOCAB, hidden=HIDDEN):
   config = configs.EncoderConfig(vocab_size=vocab, hidden_size=hidden, num_layers=num_layers,
                                  num_attention_heads=HEADS, intermediate_size=INTER,
                                  max_position_embeddings=16)
+  tf_keras.utils.set_random_seed(0)   # the weights no checkpoint overwrites (projection)
   tower = TextTower.from_encoder_config(config, 8, name="mention_tower")
   seq = tf.zeros([1, 4], tf.int32)
   tower({"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq})

@@ -7,6 +7,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+import tf_keras  # noqa: E402
 
 from mel.training import configs  # noqa: E402
 from mel.modeling import losses  # noqa: E402
@@ -89,6 +90,12 @@ def test_accuracy():
   assert acc.numpy().tolist() == [1.0, 0.0]
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+  """The towers' initial weights and any dropout are the same in every run."""
+  tf_keras.utils.set_random_seed(0)
+
+
 def _tiny_model_config(kind="F"):
   return configs.ModelConfig(kind=kind, embedding_dim=8, scale=10.0, encoder=configs.EncoderConfig(
       vocab_size=50, hidden_size=16, num_layers=1, num_attention_heads=2, intermediate_size=32,
@@ -104,9 +111,14 @@ def _inputs(seed, n, length=8):
 
 def test_entity_entity_task_uses_the_entity_tower():
   model = build_dual_encoder(_tiny_model_config())
+  pairs_a, pairs_b = _inputs(2, 3), _inputs(3, 3)
+  # Pair 2 is entity 5 again, described by exactly pair 0's query text: its column scores
+  # the highest logit of pair 0's row (scale * cosine 1), so leaving it in pair 0's softmax
+  # would raise that loss by at least log(1.5), whatever the weights.
+  pairs_b = {k: tf.concat([v[:2], pairs_a[k][:1]], axis=0) for k, v in pairs_b.items()}
   features = {"mentions": _inputs(0, 4), "entities": _inputs(1, 4),
               "entity_ids": tf.constant([1, 2, 3, 4]),
-              "pairs_a": _inputs(2, 3), "pairs_b": _inputs(3, 3),
+              "pairs_a": pairs_a, "pairs_b": pairs_b,
               "pair_ids": tf.constant([5, 6, 5])}
   out = model.task_losses(features, training=False)
   assert out["mention_entity_loss"].shape == [4]
@@ -119,8 +131,9 @@ def test_entity_entity_task_uses_the_entity_tower():
   logits = 10.0 * tf.matmul(a, b, transpose_b=True).numpy().astype(np.float64)
   only_pair1 = -(logits[0, 0] - np.log(np.exp(logits[0, 0]) + np.exp(logits[0, 1])))
   with_pair2 = -(logits[0, 0] - np.log(np.exp(logits[0, :]).sum()))
+  np.testing.assert_allclose(logits[0, 2], 10.0, rtol=1e-5)
+  assert with_pair2 - only_pair1 > math.log(1.5) - 1e-6, "pair 2 must matter, by construction"
   # A small loss (~0.01) carries float32 rounding of its log-sum-exp at ~1e-5 relative.
-  assert abs(with_pair2 - only_pair1) > 1e-4, "the check below needs pair 2 to matter"
   np.testing.assert_allclose(out["entity_entity_loss"].numpy()[0], only_pair1, rtol=1e-4,
                              atol=1e-6)
 

@@ -1,4 +1,4 @@
-"""`python -m mel.training.rounds`: round 0, then hard-negative rounds, each a new mel.training.train invocation."""
+"""`mel rounds`: round 0, then hard-negative rounds, each stage its own `mel <stage>` command."""
 import json
 import os
 
@@ -26,15 +26,20 @@ def test_plan_chains_the_rounds(tmp_path):
   args = {i: dict(zip(a[::2], a[1::2])) for i, (_, _, a) in enumerate(stages)}
   assert args[0]["--model_dir"] == f"{work}/round0"
   assert args[0]["--params_override"] == "data.mining_dir=M" and args[0]["--tpu"] == "local"
-  # Round 2 mines with round 1's model and index, then trains from round 1 on those negatives.
-  assert args[7]["--model_dir"] == f"{work}/round1"
-  assert args[7]["--index"] == f"{work}/round1/index"
-  assert args[7]["--output"] == f"{work}/negatives_round2" and args[7]["--k"] == "30"
+  # Encoding and indexing write into the model dir (its embeddings/ and index/).
+  assert stages[5][2] == ["--model_dir", f"{work}/round1"]
+  assert stages[6][2] == ["--model_dir", f"{work}/round1", "--kind", "scann"]
+  # Round 2 mines with round 1's model (and so its index), then trains from round 1 on those
+  # negatives.
+  assert args[7]["--model_dir"] == f"{work}/round1" and "--index" not in args[7]
+  assert args[7]["--output"] == f"{work}/negatives_round2" and args[7]["--top_k"] == "30"
+  assert (args[7]["--mining_dir"], args[7]["--ratio"], args[7]["--max_per_mention"]) == (
+      "M", "10", "10")
   assert args[8]["--model_dir"] == f"{work}/round2"
   assert args[8]["--params_override"] == (
       f"data.mining_dir=M,train.steps=50,train.init_from_model_dir={work}/round1,"
       f"data.hard_negatives={work}/negatives_round2/negatives-*.tfrecord.gz")
-  assert args[10]["--output"] == f"{work}/round2/index"
+  assert stages[10][2] == ["--model_dir", f"{work}/round2", "--kind", "scann"]
 
 
 def test_no_rounds_is_round_0_and_its_index():
@@ -55,7 +60,7 @@ def test_bad_rounds_configs_are_refused(override, message):
 
 
 def test_a_failing_stage_stops_the_chain_with_its_name(tmp_path):
-  result = run_module("mel", "rounds", "--config", CONFIG, "--work_dir", tmp_path / "w",
+  result = run_module("mel", "rounds", "--config", CONFIG, "--output", tmp_path / "w",
                       "--params_override", f"data.mining_dir={tmp_path}/none,"
                       f"data.vocab={tmp_path}/none.txt")
   assert result.returncode == 1
@@ -70,7 +75,7 @@ def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_
   overrides = train_overrides(mini_mining[0], mini_vocab, **{
       "train.steps": 40, "train.checkpoint_every": 20, "rounds.count": 1,
       "rounds.steps": 20, "rounds.k": 20, "data.hard_negatives_per_mention": 2})
-  result = run_module("mel", "rounds", "--config", CONFIG, "--work_dir", work,
+  result = run_module("mel", "rounds", "--config", CONFIG, "--output", work,
                       "--params_override", overrides)
   assert result.returncode == 0, result.stderr[-4000:]
   round0, round1 = work / "round0", work / "round1"
@@ -89,7 +94,7 @@ def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_
 
   # The same command again: every stage finds its work done.
   index_mtime = os.path.getmtime(round1 / "index" / "manifest.json")
-  again = run_module("mel", "rounds", "--config", CONFIG, "--work_dir", work,
+  again = run_module("mel", "rounds", "--config", CONFIG, "--output", work,
                      "--params_override", overrides)
   assert again.returncode == 0, again.stderr[-4000:]
   assert again.stderr.count("nothing to train") == 2

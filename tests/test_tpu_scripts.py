@@ -193,9 +193,12 @@ def trainer_argv(tmp_path, remote):
   assert result.returncode == 0, result.stderr
   assert "started mel.train" in result.stdout
   argv_file = home / "argv"
-  deadline = time.time() + 10
+  # The trainer starts in the background; on a loaded machine that can take seconds, and
+  # the wait ends as soon as it has written its argv.
+  deadline = time.time() + 120
   while not argv_file.exists() and time.time() < deadline:
     time.sleep(0.05)
+  assert argv_file.exists(), "the background trainer did not start within 120 s"
   assert (home / "mel-logs" / "train.pid").exists()
   return argv_file.read_text().splitlines(), home
 

@@ -5,9 +5,9 @@ import tf_keras
 
 @tf_keras.utils.register_keras_serializable(package="mel")
 class EntityEmbedding(tf_keras.Model):
-  """Entity rows int32 [B] -> unit vectors [B, embedding_dim].
+  """Entity rows int32 [B] -> float32 unit vectors [B, embedding_dim].
 
-  Rows index the entity table (mel.training.inputs.entity table, line number = row). Initialised
+  Rows index the entity table (mel.entity_table, line number = row). Initialised
   randomly (the paper: Model E embeddings are not pretrained). On TPU a table of 20M rows
   belongs in TPU embedding; here a plain Keras embedding.
   """
@@ -23,7 +23,8 @@ class EntityEmbedding(tf_keras.Model):
         embeddings_initializer=tf_keras.initializers.RandomNormal(stddev=0.02))
 
   def call(self, rows, training=False):
-    return tf.math.l2_normalize(self.table(rows), axis=-1)
+    # float32 out under any precision policy, like TextTower.
+    return tf.math.l2_normalize(tf.cast(self.table(rows), tf.float32), axis=-1)
 
   def get_config(self):
     return {"num_entities": self._num_entities, "embedding_dim": self._embedding_dim,

@@ -37,9 +37,11 @@ def build_bert_encoder(config: configs.EncoderConfig) -> networks.BertEncoderV2:
 
 @tf_keras.utils.register_keras_serializable(package="mel")
 class TextTower(tf_keras.Model):
-  """Encodes a [B, L] input layout to unit vectors [B, embedding_dim].
+  """Encodes a [B, L] input layout to float32 unit vectors [B, embedding_dim].
 
   Inputs: dict of int32 [B, L] input_word_ids, input_mask, input_type_ids.
+  The encoder computes in the dtype policy the tower is built under (mixed_bfloat16 or
+  float32); the output is float32 either way.
   The final layer's [CLS] vector is projected (paper Sec. 4.1); BERT's pooler is not used.
   """
 
@@ -56,7 +58,10 @@ class TextTower(tf_keras.Model):
   def call(self, inputs, training=False):
     outputs = self.encoder(inputs, training=training)
     cls = outputs["sequence_output"][:, 0, :]          # [B, H]
-    return tf.math.l2_normalize(self.projection(cls), axis=-1)   # [B, D]
+    # float32 out under any precision policy: the logits, the softmax and the exported
+    # vectors (which ScaNN indexes) need float32's mantissa.
+    projected = tf.cast(self.projection(cls), tf.float32)
+    return tf.math.l2_normalize(projected, axis=-1)    # float32 [B, D]
 
   def get_config(self):
     return {"encoder_config": self._encoder_config, "embedding_dim": self._embedding_dim,

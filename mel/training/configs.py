@@ -1,9 +1,10 @@
 """Experiment configuration: dataclasses, loaded from YAML with `k=v` overrides.
 
 A config file (configs/*.yaml) mirrors ExperimentConfig: sections `model`, `data`, `train` and
-`rounds` (hard-negative rounds, read by `python -m mel.training.rounds`).
+`rounds` (hard-negative rounds, read by `mel rounds`).
 Unknown keys are errors, so a typo in a YAML file or an override never passes silently.
 """
+import argparse
 import dataclasses
 from typing import Any, Optional
 
@@ -41,7 +42,7 @@ class ModelConfig:
 @dataclasses.dataclass
 class DataConfig:
   mining_dir: str = "out/mining"  # output of `beam run extract_mentions` (local or gs://)
-  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or `python -m mel.training.vocabulary`)
+  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or one from `mel vocab`)
   max_seq_length: int = 64
   max_title_length: int = 16      # at most a quarter of the sequence (paper Sec. 4.1)
   mention_start_token: str = "[unused1]"   # [E]: an unused mBERT slot keeps the table's shape
@@ -53,8 +54,26 @@ class DataConfig:
   shuffle_buffer: int = 10000
 
 
+# train.mixed_precision -> the tf_keras policy the towers are built under.
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+
 @dataclasses.dataclass
 class TrainConfig:
+  """The optimisation and the run.
+
+  mixed_precision: "bfloat16" builds the towers under tf_keras' "mixed_bfloat16" policy: the
+  encoder's matmuls and activations in bfloat16, variables, optimizer state, the towers'
+  outputs (normalised in float32), the losses and the metrics in float32. No loss scaling is
+  needed (bfloat16 has float32's exponent range). Checkpoints are the same in both precisions,
+  so a run may resume in the other one. bfloat16 is fast where the hardware computes it: TPUs,
+  recent GPUs (Ampere and later), CPUs with AVX512-BF16 or AMX; elsewhere it is emulated and
+  slower than float32 (measure with bench/train_step.py). The export computes in the training
+  precision and returns float32 (export/manifest.json "precision").
+  deterministic: tf.config.experimental.enable_op_determinism() for the whole process (same
+  seed, same data, same machine -> the same weights); ops without a deterministic kernel then
+  raise instead of running.
+  """
   steps: int = 500000
   learning_rate: float = 1e-4
   warmup_fraction: float = 0.1    # linear warm-up, then linear decay to 0 (paper App. B)
@@ -66,13 +85,15 @@ class TrainConfig:
   checkpoint_every: int = 1000
   keep_checkpoints: int = 3
   summary_every: int = 100
-  seed: int = 1
+  seed: int = 1                   # initialisers, dropout and the input order
   export: bool = True             # write SavedModels of both towers at the end
+  mixed_precision: str = "float32"    # "float32" or "bfloat16" (see the class docstring)
+  deterministic: bool = False     # deterministic ops (see the class docstring)
 
 
 @dataclasses.dataclass
 class RoundsConfig:
-  """Hard-negative rounds after round 0 (paper Sec. 5.2.4), run by `python -m mel.training.rounds`."""
+  """Hard-negative rounds after round 0 (paper Sec. 5.2.4), run by `mel rounds`."""
   count: int = 0                  # rounds after round 0 (Model F+: 2); mel.training.train ignores this
   steps: int = 250000             # training steps of each round (from the previous weights)
   k: int = 100                    # entities retrieved per training mention when mining
@@ -114,6 +135,9 @@ class ExperimentConfig:
       raise ConfigError("train.warmup_fraction must be in [0, 1)")
     if self.train.checkpoint_every < 1:
       raise ConfigError("train.checkpoint_every must be >= 1")
+    if self.train.mixed_precision not in PRECISIONS:
+      raise ConfigError(f"train.mixed_precision must be one of {sorted(PRECISIONS)}, got "
+                        f"{self.train.mixed_precision!r}")
     rounds = self.rounds
     if rounds.count < 0:
       raise ConfigError("rounds.count must be >= 0")
@@ -203,6 +227,14 @@ def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
     return from_dict(apply_overrides(values, overrides))
   except ConfigError as e:
     raise ConfigError(f"{path}: {e}") from None
+
+
+def add_flags(parser: argparse.ArgumentParser, tpu_help: str) -> None:
+  """--config, --params_override and --tpu, the same in `mel train` and `mel rounds`."""
+  parser.add_argument("--config", required=True, help="YAML experiment config (configs/*.yaml)")
+  parser.add_argument("--params_override", default="",
+                      help="comma-separated key=value overrides, e.g. train.steps=100")
+  parser.add_argument("--tpu", default=None, help=tpu_help)
 
 
 def to_dict(config: ExperimentConfig) -> dict:

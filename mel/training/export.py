@@ -1,26 +1,26 @@
 """SavedModels of the two towers whose signatures take raw strings (callers need no tokenizer).
 
-    <export_dir>/mention_encoder   serving_default(title, left, mention, right: string [B])
-                                     -> {"embeddings": float32 [B, D]}
-    <export_dir>/entity_encoder    Model F: serving_default(description: string [B])
-                                   Model E: serving_default(entity_id: string [B])
-                                     -> {"embeddings": float32 [B, D]} (zeros for unknown ids)
-    <export_dir>/manifest.json     kind, dimension, step, vocabulary size, entity count
+In a model dir (paths: mel.model_dir):
+    export/mention_encoder   serving_default(title, left, mention, right: string [B])
+                               -> {"embeddings": float32 [B, D]}
+    export/entity_encoder    Model F: serving_default(description: string [B])
+                             Model E: serving_default(entity_id: string [B])
+                               -> {"embeddings": float32 [B, D]} (zeros for unknown ids)
+    export/manifest.json     kind, step, embedding_dim, vocabulary size, entity count,
+                             precision (the towers' compute precision: float32 or bfloat16;
+                             their outputs are float32 either way)
 
 Loading needs TensorFlow and `import tensorflow_text` (its ops), nothing from mel's training
-code. The directory is written beside the target and renamed into place.
+code. Each SavedModel is written beside its target and renamed into place.
 """
 import json
-import os
 
 import tensorflow as tf
 
 from mel import entity_table
+from mel.model_dir import ModelDir
 from mel.training.input_layout import InputBuilder
 
-MENTION_ENCODER = "mention_encoder"
-ENTITY_ENCODER = "entity_encoder"
-MANIFEST = "manifest.json"
 _STRING_BATCH = tf.TensorSpec([None], tf.string)
 
 
@@ -78,27 +78,39 @@ def _save(module, path: str):
   tf.io.gfile.rename(tmp, path)
 
 
-def export_towers(model, builder: InputBuilder, kind: str, export_dir: str, *, step: int,
-                  table_path: str) -> dict:
-  """Writes both towers and the manifest; returns the manifest."""
-  tf.io.gfile.makedirs(export_dir)
-  _save(MentionEncoder(model.mention_tower, builder), os.path.join(export_dir, MENTION_ENCODER))
+def exported_step(model_dir: ModelDir):
+  """The step of the export in model_dir (local or gs://), None when there is none."""
+  if not tf.io.gfile.exists(model_dir.export_manifest):
+    return None
+  with tf.io.gfile.GFile(model_dir.export_manifest) as f:
+    return json.load(f).get("step")
+
+
+def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, *, step: int,
+                  precision: str = "float32") -> dict:
+  """Writes both towers and the manifest into model_dir's export/; returns the manifest.
+
+  precision: the config's train.mixed_precision, the dtype the towers were built to compute in.
+  """
+  tf.io.gfile.makedirs(model_dir.export)
+  _save(MentionEncoder(model.mention_tower, builder), model_dir.mention_encoder)
   if kind == "F":
     entity_module = DescriptionEncoder(model.entity_tower, builder)
   else:
-    entity_module = EntityIdEncoder(model.entity_tower, table_path)
-  _save(entity_module, os.path.join(export_dir, ENTITY_ENCODER))
+    entity_module = EntityIdEncoder(model.entity_tower, model_dir.entities)
+  _save(entity_module, model_dir.entity_encoder)
   manifest = {
       "kind": kind, "step": int(step),
       "embedding_dim": int(model.mention_tower.get_config()["embedding_dim"]),
       "vocab_size": builder.tokenizer.vocab_size,
       "max_seq_length": builder.max_seq_length,
       "max_title_length": builder.max_title_length,
-      "num_entities": entity_table.count(table_path),
+      "num_entities": entity_table.count(model_dir.entities),
       "entity_input": "description" if kind == "F" else "entity_id",
+      "precision": precision,
   }
-  tmp = os.path.join(export_dir, MANIFEST + ".tmp")
+  tmp = model_dir.export_manifest + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:
     json.dump(manifest, f, indent=2, sort_keys=True)
-  tf.io.gfile.rename(tmp, os.path.join(export_dir, MANIFEST), overwrite=True)
+  tf.io.gfile.rename(tmp, model_dir.export_manifest, overwrite=True)
   return manifest

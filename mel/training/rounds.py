@@ -1,18 +1,19 @@
 """Round 0 and the hard-negative rounds of a config, one command (paper Sec. 5.2.4).
 
-    python -m mel.training.rounds --config configs/model_f_plus.yaml --work_dir DIR \
+    mel rounds --config configs/model_f_plus.yaml --output DIR \\
         [--params_override k=v,...] [--tpu NAME|local]
 
 Runs, in DIR:
-  round0/                    `python -m mel.train` with the config as it is
+  round0/                    `mel train` with the config as it is
   for r = 1 .. rounds.count:
-    round{r-1}/embeddings/   `python -m mel.retrieval.encode` (the previous round's entity tower)
-    round{r-1}/index/        `python -m mel.retrieval.build_index --kind rounds.index_kind`
-    negatives_round{r}/      `python -m mel.retrieval.negatives` (top rounds.k, ratio rounds.ratio)
-    round{r}/                `python -m mel.train`, a new invocation: train.steps =
-                             rounds.steps, train.init_from_model_dir = round{r-1},
+    round{r-1}/embeddings/   `mel encode --model_dir round{r-1}` (its entity tower)
+    round{r-1}/index/        `mel index --model_dir round{r-1} --kind rounds.index_kind`
+    negatives_round{r}/      `mel negatives --model_dir round{r-1}` (top rounds.k, ratio
+                             rounds.ratio, rounds.max_per_mention per mention)
+    round{r}/                `mel train`, a new invocation: train.steps = rounds.steps,
+                             train.init_from_model_dir = round{r-1},
                              data.hard_negatives = negatives_round{r}
-  round{count}/embeddings/, round{count}/index/   for evaluation and mel.link
+  round{count}/embeddings/, round{count}/index/   for evaluation and `mel link`
 
 Each stage is the stage's own command, run as a child process, so a round is exactly what a
 user running the commands by hand gets. Every stage reuses finished work: training resumes from
@@ -23,12 +24,13 @@ preemption or a crash, the same command continues where it stopped.
 Training runs where `--tpu` says (TPUStrategy; GPUs and CPU otherwise); encoding, indexing and
 mining run on this machine's CPU and read and write local paths.
 """
-import argparse
 import os
 import subprocess
 import sys
 from typing import List, Optional
 
+from mel import flags
+from mel.model_dir import ModelDir
 from mel.training import configs
 
 ROUND_DIR = "round{round}"
@@ -76,21 +78,20 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
 
   def encode_and_index(r):
     model = round_dir(work_dir, r)
-    stages.append((f"round {r}: entity encodings", "encode",
-                   ["--model_dir", model, "--output", os.path.join(model, "embeddings")]))
+    # Both write into the model dir (embeddings/, then index/ from them: mel.model_dir).
+    stages.append((f"round {r}: entity encodings", "encode", ["--model_dir", model]))
     stages.append((f"round {r}: {rounds.index_kind} index", "index",
-                   ["--embeddings", os.path.join(model, "embeddings"), "--output",
-                    os.path.join(model, "index"), "--kind", rounds.index_kind]))
+                   ["--model_dir", model, "--kind", rounds.index_kind]))
 
   for r in range(rounds.count + 1):
     if r > 0:
       encode_and_index(r - 1)
-      previous = round_dir(work_dir, r - 1)
       stages.append((f"round {r}: hard negatives from round {r - 1}", "negatives",
-                     ["--model_dir", previous, "--index", os.path.join(previous, "index"),
-                      "--output", negatives_dir(work_dir, r), "--mining_dir",
-                      config.data.mining_dir, "--k", str(rounds.k), "--ratio",
-                      str(rounds.ratio), "--max_per_mention", str(rounds.max_per_mention)]))
+                     ["--model_dir", round_dir(work_dir, r - 1),
+                      "--output", negatives_dir(work_dir, r),
+                      "--mining_dir", config.data.mining_dir, "--top_k", str(rounds.k),
+                      "--ratio", str(rounds.ratio),
+                      "--max_per_mention", str(rounds.max_per_mention)]))
     train_args = ["--config", config_path, "--model_dir", round_dir(work_dir, r)]
     overrides = round_overrides(work_dir, r, config, user_overrides)
     if overrides:
@@ -127,20 +128,17 @@ def run(config_path: str, work_dir: str, user_overrides: str = "",
 
 
 def main(argv=None, prog: str = "mel rounds") -> int:
-  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-  parser.add_argument("--config", required=True, help="YAML experiment config with a rounds "
-                      "section (configs/model_f_plus.yaml)")
-  parser.add_argument("--work_dir", required=True, help="round0/, round1/, ... go here")
-  parser.add_argument("--params_override", default="",
-                      help="overrides for every round, e.g. rounds.count=1,data.mining_dir=D")
-  parser.add_argument("--tpu", default=None, help="passed to mel.training.train")
+  parser = flags.parser(prog, __doc__)
+  configs.add_flags(parser, tpu_help="passed to every `mel train` (TPU name, grpc://address, "
+                    "or 'local' on a TPU VM)")
+  flags.output(parser, help="round0/, round1/, ..., negatives_round1/, ... go here; a rerun "
+               "continues the work found there")
   args = parser.parse_args(argv)
   try:
-    model_dirs = run(args.config, args.work_dir, args.params_override, args.tpu)
+    model_dirs = run(args.config, args.output, args.params_override, args.tpu)
   except (configs.ConfigError, StageError) as e:
     log(f"error: {e}")
     return 1
   log("done: " + ", ".join(model_dirs) + f" (the last one is indexed: "
-      f"{os.path.join(model_dirs[-1], 'index')})")
+      f"{ModelDir(model_dirs[-1]).index})")
   return 0
-

@@ -1,10 +1,11 @@
 """Trains a dual encoder (Model F or E) on mined records under tf.distribute.
 
-    python -m mel.train --config configs/demo_cpu.yaml --model_dir out/models/demo \
+    mel train --config configs/demo_cpu.yaml --model_dir out/models/demo \\
         [--tpu NAME|local] [--params_override train.steps=100,data.batch_size=32]
 
-Strategy: TPUStrategy with --tpu (TPUClusterResolver), MirroredStrategy when GPUs are visible,
-otherwise the default (CPU) strategy. The model dir holds everything a later stage needs:
+(`python -m mel.train` is the same command.) Strategy: TPUStrategy with --tpu
+(TPUClusterResolver), MirroredStrategy when GPUs are visible, otherwise the default (CPU)
+strategy. The model dir (paths: mel.model_dir) holds everything a later stage needs:
   config.yaml        the effective config (a rerun must agree with it on model and layout)
   vocab.txt          the WordPiece vocabulary used
   entities.tsv       entity ids and the texts the entity tower reads (mel.entity_table)
@@ -13,30 +14,25 @@ otherwise the default (CPU) strategy. The model dir holds everything a later sta
   export/            SavedModels of both towers taking raw strings (mel.training.export)
   train_summary.json written last: steps, time, final losses
 """
-import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from typing import Optional
 
-
 import tensorflow as tf
+import tf_keras
 
-from mel.training import configs, export, optimization, tokenization
-
-from mel import entity_table
-from mel.training.inputs import TrainingInputs
-from mel.training.input_layout import InputBuilder
-from mel.training import bert_init
+from mel import entity_table, flags
+from mel.model_dir import ModelDir
 from mel.modeling.dual_encoder import build_dual_encoder
+from mel.training import bert_init, configs, export, optimization, tokenization
+from mel.training.input_layout import InputBuilder
+from mel.training.inputs import TrainingInputs
 
-CONFIG_FILE = "config.yaml"
-VOCAB_FILE = "vocab.txt"
-CHECKPOINT_DIR = "checkpoints"
-SUMMARY_DIR = "train"
-EXPORT_DIR = "export"
-TRAIN_SUMMARY = "train_summary.json"
+# The mBERT release names its vocabulary so, beside bert_model.ckpt (not a model-dir path).
+RELEASE_VOCAB = "vocab.txt"
 METRICS = ("mention_entity_loss", "mention_entity_accuracy", "entity_entity_loss",
            "entity_entity_accuracy")
 
@@ -64,37 +60,35 @@ def _write_text(path: str, text: str) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def _vocab_source(config: configs.ExperimentConfig, model_dir: str) -> str:
+def _vocab_source(config: configs.ExperimentConfig, model_dir: ModelDir) -> str:
   if config.data.vocab:
     return config.data.vocab
   if config.train.init_checkpoint:
-    candidate = os.path.join(os.path.dirname(config.train.init_checkpoint), VOCAB_FILE)
+    candidate = os.path.join(os.path.dirname(config.train.init_checkpoint), RELEASE_VOCAB)
     if tf.io.gfile.exists(candidate):
       return candidate
   if config.train.init_from_model_dir:
-    return os.path.join(config.train.init_from_model_dir, VOCAB_FILE)
-  existing = os.path.join(model_dir, VOCAB_FILE)
-  if tf.io.gfile.exists(existing):
-    return existing
+    return ModelDir(config.train.init_from_model_dir).vocab
+  if tf.io.gfile.exists(model_dir.vocab):
+    return model_dir.vocab
   raise configs.ConfigError(
-      "no vocabulary: set data.vocab to mBERT's vocab.txt or to one written by "
-      "`python -m mel.training.vocabulary`")
+      "no vocabulary: set data.vocab to mBERT's vocab.txt or to one written by `mel vocab`")
 
 
-def prepare_model_dir(config: configs.ExperimentConfig, model_dir: str):
+def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   """Fixes vocab, entity table and config in the model dir; returns (config, tokenizer).
 
   A rerun in the same dir must agree on the model and the input layout (checkpoints would not
-  restore otherwise); train.* may change, e.g. more steps.
+  restore otherwise); train.* may change, e.g. more steps or the other precision.
   """
-  tf.io.gfile.makedirs(model_dir)
-  vocab_path = os.path.join(model_dir, VOCAB_FILE)
+  tf.io.gfile.makedirs(model_dir.path)
+  vocab_path = model_dir.vocab
   source = _vocab_source(config, model_dir)
   vocab = tokenization.load_vocab(source)
   if tf.io.gfile.exists(vocab_path) and source != vocab_path:
     if tokenization.load_vocab(vocab_path) != vocab:
       raise configs.ConfigError(f"{source} differs from the vocabulary already in "
-                                f"{model_dir}; use a new --model_dir")
+                                f"{model_dir.path}; use a new --model_dir")
   elif not tf.io.gfile.exists(vocab_path):
     _write_text(vocab_path, "".join(t + "\n" for t in vocab))
   tokenizer = tokenization.Tokenizer(vocab, config.data.mention_start_token,
@@ -105,28 +99,27 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: str):
     raise configs.ConfigError(f"model.encoder.vocab_size={config.model.encoder.vocab_size} "
                               f"but {source} has {tokenizer.vocab_size} tokens")
 
-  config_path = os.path.join(model_dir, CONFIG_FILE)
+  config_path = model_dir.config
   if tf.io.gfile.exists(config_path):
     previous = configs.load(config_path)
     layout = ("max_seq_length", "max_title_length", "mention_start_token", "mention_end_token")
     if previous.model != config.model or any(
         getattr(previous.data, k) != getattr(config.data, k) for k in layout):
       raise configs.ConfigError(
-          f"{model_dir} holds a run with a different model or input layout (see "
+          f"{model_dir.path} holds a run with a different model or input layout (see "
           f"{config_path}); use a new --model_dir")
   _write_text(config_path, configs.dump(config))
 
-  table_path = os.path.join(model_dir, entity_table.FILENAME)
-  if not tf.io.gfile.exists(table_path):
-    n = entity_table.write_from_mining(config.data.mining_dir, table_path)
-    log(f"entity table: {n} entities -> {table_path}")
+  if not tf.io.gfile.exists(model_dir.entities):
+    n = entity_table.write_from_mining(config.data.mining_dir, model_dir.entities)
+    log(f"entity table: {n} entities -> {model_dir.entities}")
   return config, tokenizer
 
 
 def _initialize(model, config: configs.ExperimentConfig) -> str:
   """Pretrained weights for a fresh run; returns what was loaded."""
   if config.train.init_from_model_dir:
-    source = os.path.join(config.train.init_from_model_dir, CHECKPOINT_DIR)
+    source = ModelDir(config.train.init_from_model_dir).checkpoints
     latest = tf.train.latest_checkpoint(source)
     if latest is None:
       raise FileNotFoundError(f"train.init_from_model_dir: no checkpoint in {source}")
@@ -144,8 +137,48 @@ def _initialize(model, config: configs.ExperimentConfig) -> str:
   return "random initialisation"
 
 
+@contextlib.contextmanager
+def precision_policy(precision: str):
+  """Keras layers built inside take train.mixed_precision's policy; the global policy is
+  restored after, so building one model never changes another's."""
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(configs.PRECISIONS[precision])
+  try:
+    yield
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def seed_everything(train_config: configs.TrainConfig) -> None:
+  """Seeds Python, NumPy and TensorFlow from train.seed (initialisers and dropout take their
+  op seeds from it; the input pipeline's shuffles take it directly), and makes ops
+  deterministic when train.deterministic asks for it."""
+  tf_keras.utils.set_random_seed(train_config.seed)
+  if train_config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strategy,
+                num_entities: Optional[int] = None):
+  """The seeded dual encoder in train.mixed_precision and its optimizer (built), under strategy.
+
+  Returns (model, optimizer). The optimizer's state and the model's variables are float32 in
+  both precisions, so checkpoints do not depend on it.
+  """
+  seed_everything(config.train)
+  with strategy.scope(), precision_policy(config.train.mixed_precision):
+    model = build_dual_encoder(config.model, num_entities=num_entities)
+    optimizer = optimization.create_optimizer(config.train)
+    optimizer.build(model.trainable_variables)
+  return model, optimizer
+
+
 def build_train_loop(model, optimizer, strategy, global_batch: int, global_pairs: int):
-  """A tf.function running `num_steps` steps; returns the mean of each metric over them."""
+  """A tf.function running `num_steps` steps; returns the mean of each metric over them.
+
+  The towers return float32 vectors in either precision, so the losses, the accuracies and
+  their sums over steps and replicas are float32.
+  """
 
   def step_fn(features):
     with tf.GradientTape() as tape:
@@ -184,18 +217,13 @@ def train(config: configs.ExperimentConfig, model_dir: str,
           strategy: Optional[tf.distribute.Strategy] = None) -> dict:
   """Trains to config.train.steps (resuming from model_dir), exports, returns the summary."""
   strategy = strategy or tf.distribute.get_strategy()
-  config, tokenizer = prepare_model_dir(config, model_dir)
+  paths = ModelDir(model_dir)
+  config, tokenizer = prepare_model_dir(config, paths)
   builder = InputBuilder(tokenizer, config.data.max_seq_length, config.data.max_title_length)
-  table_path = os.path.join(model_dir, entity_table.FILENAME)
-  num_entities = entity_table.count(table_path)
-  tf.random.set_seed(config.train.seed)
-  with strategy.scope():
-    model = build_dual_encoder(config.model, num_entities=num_entities)
-    optimizer = optimization.create_optimizer(config.train)
-    optimizer.build(model.trainable_variables)
+  model, optimizer = build_model(config, strategy, entity_table.count(paths.entities))
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(model_dir, CHECKPOINT_DIR), max_to_keep=config.train.keep_checkpoints,
+      checkpoint, paths.checkpoints, max_to_keep=config.train.keep_checkpoints,
       step_counter=optimizer.iterations)
   if manager.latest_checkpoint:
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -208,12 +236,13 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   global_batch, global_pairs = config.data.batch_size, config.data.pairs_batch_size
   metrics, started, trained = {}, time.time(), 0
   if step < total_steps:
-    inputs = TrainingInputs(config, builder, table_path)
+    inputs = TrainingInputs(config, builder, paths.entities)
     dataset = strategy.distribute_datasets_from_function(inputs.dataset)
     iterator = iter(dataset)
     train_loop = build_train_loop(model, optimizer, strategy, global_batch, global_pairs)
-    writer = tf.summary.create_file_writer(os.path.join(model_dir, SUMMARY_DIR))
-    log(f"training {config.model.kind} on {strategy.num_replicas_in_sync} replica(s): "
+    writer = tf.summary.create_file_writer(paths.summaries)
+    log(f"training {config.model.kind} in {config.train.mixed_precision} on "
+        f"{strategy.num_replicas_in_sync} replica(s): "
         f"steps {step}->{total_steps}, batch {global_batch}"
         + (f", entity-entity batch {global_pairs}" if config.train.entity_entity_task else "")
         + (f", {config.data.hard_negatives_per_mention} hard negatives per mention"
@@ -260,30 +289,20 @@ def train(config: configs.ExperimentConfig, model_dir: str,
              "steps_this_run": trained, "seconds_this_run": round(time.time() - started, 1),
              "checkpoint": manager.latest_checkpoint, "final_metrics": metrics}
   if config.train.export:
-    export_dir = os.path.join(model_dir, EXPORT_DIR)
-    manifest_path = os.path.join(export_dir, export.MANIFEST)
-    current = False
-    if tf.io.gfile.exists(manifest_path):
-      with tf.io.gfile.GFile(manifest_path) as f:
-        current = json.load(f).get("step") == step
-    if not current:
-      export.export_towers(model, builder, config.model.kind, export_dir, step=step,
-                           table_path=table_path)
-      log(f"exported both towers to {export_dir}")
-    summary["export_dir"] = export_dir
-  _write_text(os.path.join(model_dir, TRAIN_SUMMARY), json.dumps(summary, indent=2) + "\n")
+    if export.exported_step(paths) != step:
+      export.export_towers(model, builder, config.model.kind, paths, step=step,
+                           precision=config.train.mixed_precision)
+      log(f"exported both towers to {paths.export}")
+    summary["export_dir"] = paths.export
+  _write_text(paths.train_summary, json.dumps(summary, indent=2) + "\n")
   return summary
 
 
 def main(argv=None, prog: str = "mel train") -> int:
-  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-  parser.add_argument("--config", required=True, help="YAML experiment config (configs/*.yaml)")
-  parser.add_argument("--model_dir", required=True, help="where checkpoints and exports go "
-                      "(local or gs://); an existing run there is resumed")
-  parser.add_argument("--tpu", default=None,
-                      help="TPU name, grpc://address, or 'local' on a TPU VM")
-  parser.add_argument("--params_override", default="",
-                      help="comma-separated key=value overrides, e.g. train.steps=100")
+  parser = flags.parser(prog, __doc__)
+  configs.add_flags(parser, tpu_help="TPU name, grpc://address, or 'local' on a TPU VM")
+  flags.model_dir(parser, help="where checkpoints and exports go (local or gs://); an existing "
+                  "run there is resumed")
   args = parser.parse_args(argv)
   try:
     config = configs.load(args.config, args.params_override)
@@ -294,4 +313,3 @@ def main(argv=None, prog: str = "mel train") -> int:
     return 1
   log(f"done: step {summary['step']}, outputs in {args.model_dir}")
   return 0
-

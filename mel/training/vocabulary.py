@@ -1,18 +1,25 @@
 """Builds an mBERT-layout WordPiece vocabulary from mined text (for the demo and tests).
 
-    python -m mel.training.vocabulary --mining_dir out/mining --output out/vocab.txt [--vocab_size 8000]
+    mel vocab --mining_dir out/mining --output out/vocab.txt [--vocab_size 8000] [--overwrite]
 
 The real path uses the vocab.txt of the mBERT release unchanged; no vocabulary can be
 downloaded here, so this learns one with tensorflow-text's bert_vocab_from_dataset (cased,
 BERT's splitting) from the training mentions' contexts and titles, the entity descriptions and
 the entity-pair texts. The layout is mBERT's (mel.training.tokenization.RESERVED_TOKENS first).
+
+An existing --output is reused as it is (a rerun of a pipeline keeps the vocabulary its models
+were trained with); --overwrite learns it again.
 """
-import argparse
 import os
 import random
 import sys
 import time
 
+from mel import flags
+
+
+def log(message: str) -> None:
+  print(f"[mel vocab] {message}", file=sys.stderr, flush=True)
 
 
 def training_texts(mining_dir: str, max_texts: int, seed: int = 0):
@@ -54,24 +61,39 @@ def learn_vocab(texts, vocab_size: int, max_words: int = 20000, iterations: int 
 
 
 def main(argv=None, prog: str = "mel vocab") -> int:
-  parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
-  parser.add_argument("--mining_dir", required=True)
-  parser.add_argument("--output", required=True, help="vocab.txt to write")
+  parser = flags.parser(prog, __doc__)
+  flags.mining_dir(parser, required=True,
+                   help="mining run whose text is learned from (beam run extract_mentions)")
+  flags.output(parser, help="vocab.txt to write (local or gs://)")
   parser.add_argument("--vocab_size", type=int, default=8000)
   parser.add_argument("--max_texts", type=int, default=40000,
                       help="learn from a seeded sample of at most this many texts")
   parser.add_argument("--max_words", type=int, default=20000,
                       help="the learner keeps this many most frequent words")
   parser.add_argument("--iterations", type=int, default=2)
+  flags.overwrite(parser, help="learn the vocabulary again when --output exists (without it "
+                  "an existing --output is reused as it is; its inputs are not checked)")
+  flags.no_progress(parser)
   args = parser.parse_args(argv)
+  flags.require_positive(parser, args, "vocab_size", "max_texts", "max_words", "iterations")
   import tensorflow as tf
   from mel.training import tokenization
+  if tf.io.gfile.exists(args.output) and not args.overwrite:
+    try:
+      tokenization.Tokenizer(tokenization.load_vocab(args.output))   # reused only if usable
+    except tokenization.VocabError as e:
+      log(f"error: {e} (--overwrite replaces it)")
+      return 1
+    log(f"{args.output} exists: reused (--overwrite learns it again)")
+    return 0
   started = time.time()
   try:
     texts = training_texts(args.mining_dir, args.max_texts)
   except FileNotFoundError as e:
-    print(f"error: {e} (run `beam run extract_mentions` first)", file=sys.stderr)
+    log(f"error: {e} (run `beam run extract_mentions` first)")
     return 1
+  if not args.no_progress:
+    log(f"learning {args.vocab_size} pieces from {len(texts)} texts")
   vocab = learn_vocab(texts, args.vocab_size, args.max_words, args.iterations)
   tokenization.Tokenizer(vocab)   # fails here, not in training, if a needed token is missing
   parent = os.path.dirname(args.output)
@@ -81,8 +103,6 @@ def main(argv=None, prog: str = "mel vocab") -> int:
   with tf.io.gfile.GFile(tmp, "w") as f:
     f.write("".join(token + "\n" for token in vocab))
   tf.io.gfile.rename(tmp, args.output, overwrite=True)
-  print(f"wrote {len(vocab)} tokens ({len(vocab) - len(tokenization.RESERVED_TOKENS)} learned "
-        f"from {len(texts)} texts) to {args.output} in {time.time() - started:.0f}s",
-        file=sys.stderr)
+  log(f"wrote {len(vocab)} tokens ({len(vocab) - len(tokenization.RESERVED_TOKENS)} learned "
+      f"from {len(texts)} texts) to {args.output} in {time.time() - started:.0f}s")
   return 0
-
