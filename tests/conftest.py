@@ -3,6 +3,12 @@ import os
 import pathlib
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run (derandomize), so a run's result does not
+# depend on chance; no example database, so a clean checkout and a reused one agree.
+settings.register_profile("mel", derandomize=True, database=None)
+settings.load_profile("mel")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("MEL_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -78,13 +84,12 @@ def gcs_emulator():
   Sets STORAGE_EMULATOR_HOST, NO_GCE_CHECK (google-auth never asks the GCE metadata server)
   and GOOGLE_CLOUD_PROJECT while the module runs; yields those variables and "bucket".
   """
-  import socket
   from gcp_storage_emulator.server import create_server
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  server = create_server("127.0.0.1", port, in_memory=True, default_bucket="mel-test")
+  # Port 0: the kernel picks a free port at bind time. (Probing for a free port first and
+  # binding later races with other processes, and a failed bind hangs start().)
+  server = create_server("127.0.0.1", 0, in_memory=True, default_bucket="mel-test")
   server.start()
+  port = server._api._httpd.server_address[1]
   env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "NO_GCE_CHECK": "True",
          "GOOGLE_CLOUD_PROJECT": "mel-test"}
   try:

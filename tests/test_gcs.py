@@ -5,7 +5,6 @@ request on this machine, and Beam then uses an anonymous client that honours
 STORAGE_EMULATOR_HOST.
 """
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,32 +15,11 @@ pytestmark = pytest.mark.slow
 BUCKET = "mel-test"
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def emulator(monkeypatch_module):
-  from gcp_storage_emulator.server import create_server
-  port = _free_port()
-  server = create_server("127.0.0.1", port, in_memory=True, default_bucket=BUCKET)
-  server.start()
-  env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "NO_GCE_CHECK": "True",
-         "GOOGLE_CLOUD_PROJECT": "mel-test"}
-  for key, value in env.items():
-    monkeypatch_module.setenv(key, value)
-  try:
-    yield env
-  finally:
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-  with pytest.MonkeyPatch.context() as mp:
-    yield mp
+def emulator(gcs_emulator):
+  """conftest's gcp-storage-emulator, with bucket BUCKET."""
+  assert gcs_emulator["bucket"] == BUCKET
+  return gcs_emulator
 
 
 def _upload(path, name):

@@ -42,7 +42,7 @@ def test_doc_fraction_range_and_spread():
 
 @given(st.integers(0, 2**31), st.sampled_from(["enwiki", "viwiki", "zh_yuewiki"]),
        st.integers(0, 10**9))
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@settings(max_examples=200, deadline=None)
 def test_doc_fraction_in_unit_interval(seed, wiki, doc_id):
   assert 0.0 <= splits.doc_fraction(seed, wiki, doc_id) < 1.0
 
@@ -133,7 +133,7 @@ _DOCS = st.lists(
 
 @given(docs=_DOCS, target=st.integers(-5, 500), extra=st.integers(0, 500),
        max_fraction=st.floats(0.0, 1.0), seed=st.integers(0, 1000))
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(max_examples=300, deadline=None)
 def test_select_holdout_properties(docs, target, extra, max_fraction, seed):
   total = sum(d[3] for d in docs) + extra
   cap = max_fraction * total
