@@ -20,6 +20,9 @@ DATA="${MEL_SHARED_DATA:-../shared/data}"
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
 MEL=.venv/bin/mel
+# Extra config overrides for every training run, e.g.
+#   MEL_DEMO_OVERRIDES=train.mixed_precision=bfloat16 bash scripts/demo.sh
+OVERRIDES="data.mining_dir=out/mining,data.vocab=out/vocab.txt${MEL_DEMO_OVERRIDES:+,$MEL_DEMO_OVERRIDES}"
 
 echo "== 1/10 mining =="
 .venv/bin/beam run extract_mentions \
@@ -28,23 +31,18 @@ echo "== 1/10 mining =="
   --output=out/mining "$@"
 
 echo "== 2/10 vocabulary =="
-if [[ -s out/vocab.txt ]]; then
-  echo "out/vocab.txt exists: reused"
-else
-  $MEL vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000
-fi
+$MEL vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000   # reused if there
 
 echo "== 3-7/10 Model F+: round 0, hard negatives, round 1 (mel rounds) =="
 # round0/ (configs/demo_cpu.yaml), its entity encodings + ScaNN index, hard negatives mined
 # with per-entity balance (ratio 10) into negatives_round1/, round1/ trained 300 steps from
 # round 0's weights on 2 negatives per mention, and round 1's encodings + index.
 $MEL rounds --config configs/demo_cpu.yaml --output out/models/demo_f \
-  --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt
+  --params_override "$OVERRIDES"
 
 echo "== 8/10 Model E (an embedding per entity), encodings + index =="
 $MEL train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
-  --params_override data.mining_dir=out/mining,data.vocab=out/vocab.txt,model.kind=E,\
-train.entity_entity_task=false
+  --params_override "$OVERRIDES,model.kind=E,train.entity_entity_task=false"
 $MEL encode --model_dir out/models/demo_e
 $MEL index --model_dir out/models/demo_e
 
