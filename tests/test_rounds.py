@@ -16,7 +16,7 @@ def _config(**overrides):
 
 
 def test_plan_chains_the_rounds(tmp_path):
-  config = _config(**{"rounds.count": 2, "rounds.steps": 50, "rounds.k": 30,
+  config = _config(**{"rounds.count": 2, "rounds.steps": 50, "rounds.top_k": 30,
                       "data.mining_dir": "M"})
   work = str(tmp_path)
   stages = rounds.plan(CONFIG, work, config, "data.mining_dir=M", tpu="local")
@@ -50,7 +50,7 @@ def test_no_rounds_is_round_0_and_its_index():
 
 @pytest.mark.parametrize("override, message", [
     ("rounds.count=-1", "rounds.count must be >= 0"),
-    ("rounds.k=0", "rounds.steps, rounds.k"),
+    ("rounds.top_k=0", "rounds.steps, rounds.top_k"),
     ("rounds.index_kind=faiss", "rounds.index_kind must be scann or brute_force"),
     ("rounds.count=1,data.hard_negatives_per_mention=0", "needs data.hard_negatives_per_mention"),
 ])
@@ -74,7 +74,7 @@ def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_
   work = tmp_path / "f_plus"
   overrides = train_overrides(mini_mining[0], mini_vocab, **{
       "train.steps": 40, "train.checkpoint_every": 20, "rounds.count": 1,
-      "rounds.steps": 20, "rounds.k": 20, "data.hard_negatives_per_mention": 2})
+      "rounds.steps": 20, "rounds.top_k": 20, "data.hard_negatives_per_mention": 2})
   result = run_module("mel", "rounds", "--config", CONFIG, "--output", work,
                       "--params_override", overrides)
   assert result.returncode == 0, result.stderr[-4000:]

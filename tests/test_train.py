@@ -361,3 +361,22 @@ def test_vocab_reuses_an_existing_output_unless_overwrite(tmp_path, capsys):
   path.write_text("[PAD]\n")
   assert vocabulary.main(["--mining_dir", missing, "--output", str(path)]) == 1
   assert "--overwrite replaces it" in capsys.readouterr().err
+
+
+def test_auto_precision_follows_the_hardware(tmp_path, monkeypatch):
+  """"auto" is bfloat16 only where the hardware computes it: here the CPU's flags decide."""
+  from mel.training import train as train_lib
+  with_bf16 = tmp_path / "bf16"
+  with_bf16.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16\n")
+  without = tmp_path / "plain"
+  without.write_text("processor : 0\nflags : fpu sse2 avx2\n")
+  assert train_lib.cpu_has_bfloat16(str(with_bf16))
+  assert not train_lib.cpu_has_bfloat16(str(without))
+  assert not train_lib.cpu_has_bfloat16(str(tmp_path / "missing"))
+  strategy = tf.distribute.get_strategy()
+  assert train_lib.resolve_precision("float32", strategy) == "float32"
+  assert train_lib.resolve_precision("bfloat16", strategy) == "bfloat16"
+  monkeypatch.setattr(train_lib, "cpu_has_bfloat16", lambda: True)
+  assert train_lib.resolve_precision("auto", strategy) == "bfloat16"
+  monkeypatch.setattr(train_lib, "cpu_has_bfloat16", lambda: False)
+  assert train_lib.resolve_precision("auto", strategy) == "float32"

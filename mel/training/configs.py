@@ -54,8 +54,10 @@ class DataConfig:
   shuffle_buffer: int = 10000
 
 
-# train.mixed_precision -> the tf_keras policy the towers are built under.
+# train.mixed_precision -> the tf_keras policy the towers are built under ("auto" is resolved
+# to one of these by mel.training.train.resolve_precision).
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+AUTO_PRECISION = "auto"
 
 
 @dataclasses.dataclass
@@ -69,7 +71,9 @@ class TrainConfig:
   so a run may resume in the other one. bfloat16 is fast where the hardware computes it: TPUs,
   recent GPUs (Ampere and later), CPUs with AVX512-BF16 or AMX; elsewhere it is emulated and
   slower than float32 (measure with bench/train_step.py). The export computes in the training
-  precision and returns float32 (export/manifest.json "precision").
+  precision and returns float32 (export/manifest.json "precision"). "auto" picks bfloat16
+  where the hardware computes it (a TPU, a GPU of compute capability 8.0 or more, a CPU with
+  the avx512_bf16 or amx_bf16 flag) and float32 elsewhere.
   deterministic: tf.config.experimental.enable_op_determinism() for the whole process (same
   seed, same data, same machine -> the same weights); ops without a deterministic kernel then
   raise instead of running.
@@ -87,7 +91,7 @@ class TrainConfig:
   summary_every: int = 100
   seed: int = 1                   # initialisers, dropout and the input order
   export: bool = True             # write SavedModels of both towers at the end
-  mixed_precision: str = "float32"    # "float32" or "bfloat16" (see the class docstring)
+  mixed_precision: str = "float32"    # "float32", "bfloat16" or "auto" (see the docstring)
   deterministic: bool = False     # deterministic ops (see the class docstring)
 
 
@@ -96,7 +100,7 @@ class RoundsConfig:
   """Hard-negative rounds after round 0 (paper Sec. 5.2.4), run by `mel rounds`."""
   count: int = 0                  # rounds after round 0 (Model F+: 2); mel.training.train ignores this
   steps: int = 250000             # training steps of each round (from the previous weights)
-  k: int = 100                    # entities retrieved per training mention when mining
+  top_k: int = 100                # entities retrieved per training mention when mining
   ratio: int = 10                 # an entity is a negative at most ratio x its positives
   max_per_mention: int = 10       # negatives kept per mention (training reads
                                   # data.hard_negatives_per_mention of them)
@@ -135,14 +139,15 @@ class ExperimentConfig:
       raise ConfigError("train.warmup_fraction must be in [0, 1)")
     if self.train.checkpoint_every < 1:
       raise ConfigError("train.checkpoint_every must be >= 1")
-    if self.train.mixed_precision not in PRECISIONS:
-      raise ConfigError(f"train.mixed_precision must be one of {sorted(PRECISIONS)}, got "
+    if self.train.mixed_precision not in (*PRECISIONS, AUTO_PRECISION):
+      raise ConfigError(f"train.mixed_precision must be one of "
+                        f"{sorted(PRECISIONS) + [AUTO_PRECISION]}, got "
                         f"{self.train.mixed_precision!r}")
     rounds = self.rounds
     if rounds.count < 0:
       raise ConfigError("rounds.count must be >= 0")
-    if min(rounds.steps, rounds.k, rounds.ratio, rounds.max_per_mention) < 1:
-      raise ConfigError("rounds.steps, rounds.k, rounds.ratio and rounds.max_per_mention must "
+    if min(rounds.steps, rounds.top_k, rounds.ratio, rounds.max_per_mention) < 1:
+      raise ConfigError("rounds.steps, rounds.top_k, rounds.ratio and rounds.max_per_mention must "
                         "be >= 1")
     if rounds.index_kind not in ("scann", "brute_force"):
       raise ConfigError(f"rounds.index_kind must be scann or brute_force, got "

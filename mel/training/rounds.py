@@ -8,7 +8,7 @@ Runs, in DIR:
   for r = 1 .. rounds.count:
     round{r-1}/embeddings/   `mel encode --model_dir round{r-1}` (its entity tower)
     round{r-1}/index/        `mel index --model_dir round{r-1} --kind rounds.index_kind`
-    negatives_round{r}/      `mel negatives --model_dir round{r-1}` (top rounds.k, ratio
+    negatives_round{r}/      `mel negatives --model_dir round{r-1}` (top rounds.top_k, ratio
                              rounds.ratio, rounds.max_per_mention per mention)
     round{r}/                `mel train`, a new invocation: train.steps = rounds.steps,
                              train.init_from_model_dir = round{r-1},
@@ -89,7 +89,7 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
       stages.append((f"round {r}: hard negatives from round {r - 1}", "negatives",
                      ["--model_dir", round_dir(work_dir, r - 1),
                       "--output", negatives_dir(work_dir, r),
-                      "--mining_dir", config.data.mining_dir, "--top_k", str(rounds.k),
+                      "--mining_dir", config.data.mining_dir, "--top_k", str(rounds.top_k),
                       "--ratio", str(rounds.ratio),
                       "--max_per_mention", str(rounds.max_per_mention)]))
     train_args = ["--config", config_path, "--model_dir", round_dir(work_dir, r)]

@@ -149,6 +149,31 @@ def precision_policy(precision: str):
     tf_keras.mixed_precision.set_global_policy(previous)
 
 
+def resolve_precision(precision: str, strategy: tf.distribute.Strategy) -> str:
+  """train.mixed_precision with "auto" made concrete: bfloat16 where the hardware computes it
+  natively (TPU; GPUs of compute capability >= 8.0; CPUs with avx512_bf16 / amx_bf16), else
+  float32 (emulated bfloat16 is slower than float32)."""
+  if precision != configs.AUTO_PRECISION:
+    return precision
+  if isinstance(strategy, tf.distribute.TPUStrategy):
+    return "bfloat16"
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+    return "bfloat16" if capability and tuple(capability) >= (8, 0) else "float32"
+  return "bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+  """Whether the CPU computes bfloat16 dot products natively (x86 avx512_bf16 or amx_bf16)."""
+  try:
+    with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+      flags = {flag for line in f if line.startswith("flags") for flag in line.split()}
+  except OSError:
+    return False
+  return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def seed_everything(train_config: configs.TrainConfig) -> None:
   """Seeds Python, NumPy and TensorFlow from train.seed (initialisers and dropout take their
   op seeds from it; the input pipeline's shuffles take it directly), and makes ops
@@ -166,7 +191,8 @@ def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strate
   both precisions, so checkpoints do not depend on it.
   """
   seed_everything(config.train)
-  with strategy.scope(), precision_policy(config.train.mixed_precision):
+  precision = resolve_precision(config.train.mixed_precision, strategy)
+  with strategy.scope(), precision_policy(precision):
     model = build_dual_encoder(config.model, num_entities=num_entities)
     optimizer = optimization.create_optimizer(config.train)
     optimizer.build(model.trainable_variables)
@@ -220,6 +246,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   paths = ModelDir(model_dir)
   config, tokenizer = prepare_model_dir(config, paths)
   builder = InputBuilder(tokenizer, config.data.max_seq_length, config.data.max_title_length)
+  precision = resolve_precision(config.train.mixed_precision, strategy)
   model, optimizer = build_model(config, strategy, entity_table.count(paths.entities))
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   manager = tf.train.CheckpointManager(
@@ -241,7 +268,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
     iterator = iter(dataset)
     train_loop = build_train_loop(model, optimizer, strategy, global_batch, global_pairs)
     writer = tf.summary.create_file_writer(paths.summaries)
-    log(f"training {config.model.kind} in {config.train.mixed_precision} on "
+    log(f"training {config.model.kind} in {precision} on "
         f"{strategy.num_replicas_in_sync} replica(s): "
         f"steps {step}->{total_steps}, batch {global_batch}"
         + (f", entity-entity batch {global_pairs}" if config.train.entity_entity_task else "")
@@ -291,7 +318,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   if config.train.export:
     if export.exported_step(paths) != step:
       export.export_towers(model, builder, config.model.kind, paths, step=step,
-                           precision=config.train.mixed_precision)
+                           precision=precision)
       log(f"exported both towers to {paths.export}")
     summary["export_dir"] = paths.export
   _write_text(paths.train_summary, json.dumps(summary, indent=2) + "\n")
