@@ -81,7 +81,7 @@ def test_one_hard_negative_round_on_the_mini_dumps(mini_mining, mini_vocab, tmp_
   round0, round1 = work / "round0", work / "round1"
   assert json.loads((round0 / "train_summary.json").read_text())["step"] == 40
   summary = json.loads((work / "negatives_round1" / "summary.json").read_text())
-  assert summary["inputs"]["model_dir"] == str(round0) and summary["inputs"]["k"] == 20
+  assert summary["inputs"]["model_dir"] == str(round0) and summary["inputs"]["top_k"] == 20
   assert summary["negatives"] > 0
   assert f"initialised from weights of {round0}/checkpoints/ckpt-40" in result.stderr
   assert "2 hard negatives per mention" in result.stderr
