@@ -141,7 +141,8 @@ def test_overrides_and_config_errors(tmp_path):
     configs.load(path, "data.max_title_length=17")
   with pytest.raises(configs.ConfigError, match="needs the description encoder"):
     configs.load(path, "model.kind=E")
-  assert configs.load(path).train.mixed_precision == "float32"
+  assert configs.load(path).train.mixed_precision == "auto"
+  assert configs.ExperimentConfig().train.mixed_precision == "auto"   # the default everywhere
   assert configs.load(path, "train.mixed_precision=bfloat16").train.mixed_precision == "bfloat16"
   with pytest.raises(configs.ConfigError, match="train.mixed_precision must be one of"):
     configs.load(path, "train.mixed_precision=float16")
