@@ -44,6 +44,3 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel dictionary") -> int:
         f"{manifest['seconds']} s", file=sys.stderr)
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -231,6 +231,3 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
                  not args.no_progress)
   return 1 if failed else 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -1,7 +1,7 @@
 """WordPiece tokenisation over an mBERT-format vocabulary, in TensorFlow ops.
 
 The real path takes the vocab.txt of the multi_cased_L-12_H-768_A-12 release unchanged
-(119,547 entries, cased: no lower-casing or accent stripping). `python -m mel.training.vocabulary`
+(119,547 entries, cased: no lower-casing or accent stripping). `mel vocab`
 writes a vocabulary in the same layout from mined text, for the demo and the tests:
   0 [PAD], 1-99 [unused1]..[unused99], 100 [UNK], 101 [CLS], 102 [SEP], 103 [MASK], pieces...
 The mention markers [E] and [/E] are two [unusedN] entries (configurable), so an mBERT
