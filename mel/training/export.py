@@ -7,8 +7,11 @@ In a model dir (paths: mel.model_dir):
                              Model E: serving_default(entity_id: string [B])
                                -> {"embeddings": float32 [B, D]} (zeros for unknown ids)
     export/manifest.json     kind, step, embedding_dim, vocabulary size, entity count,
-                             precision (the towers' compute precision: float32 or bfloat16;
-                             their outputs are float32 either way)
+                             trained_precision (float32 or bfloat16)
+
+The exported towers compute in float32 whatever the training precision (mel.training.train
+exports a float32 copy of a bfloat16-trained model): serving machines often lack bfloat16
+hardware, where bfloat16 runs emulated and slower.
 
 Loading needs TensorFlow and `import tensorflow_text` (its ops), nothing from mel's training
 code. Each SavedModel is written beside its target and renamed into place.
@@ -87,10 +90,11 @@ def exported_step(model_dir: ModelDir):
 
 
 def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, *, step: int,
-                  precision: str = "float32") -> dict:
+                  trained_precision: str = "float32") -> dict:
   """Writes both towers and the manifest into model_dir's export/; returns the manifest.
 
-  precision: the config's train.mixed_precision, the dtype the towers were built to compute in.
+  model: a dual encoder computing in float32; trained_precision: the precision its weights
+  were trained in (recorded).
   """
   tf.io.gfile.makedirs(model_dir.export)
   _save(MentionEncoder(model.mention_tower, builder), model_dir.mention_encoder)
@@ -107,7 +111,7 @@ def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, 
       "max_title_length": builder.max_title_length,
       "num_entities": entity_table.count(model_dir.entities),
       "entity_input": "description" if kind == "F" else "entity_id",
-      "precision": precision,
+      "trained_precision": trained_precision,
   }
   tmp = model_dir.export_manifest + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:

@@ -199,6 +199,15 @@ def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strate
   return model, optimizer
 
 
+def float32_copy(config: configs.ExperimentConfig, model, num_entities: Optional[int] = None):
+  """The same dual encoder computing in float32, holding model's weights (which are float32 in
+  every precision): what the export serves."""
+  with precision_policy("float32"):
+    copy = build_dual_encoder(config.model, num_entities=num_entities)
+  copy.set_weights(model.get_weights())
+  return copy
+
+
 def build_train_loop(model, optimizer, strategy, global_batch: int, global_pairs: int):
   """A tf.function running `num_steps` steps; returns the mean of each metric over them.
 
@@ -247,7 +256,8 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   config, tokenizer = prepare_model_dir(config, paths)
   builder = InputBuilder(tokenizer, config.data.max_seq_length, config.data.max_title_length)
   precision = resolve_precision(config.train.mixed_precision, strategy)
-  model, optimizer = build_model(config, strategy, entity_table.count(paths.entities))
+  num_entities = entity_table.count(paths.entities)
+  model, optimizer = build_model(config, strategy, num_entities)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   manager = tf.train.CheckpointManager(
       checkpoint, paths.checkpoints, max_to_keep=config.train.keep_checkpoints,
@@ -317,8 +327,9 @@ def train(config: configs.ExperimentConfig, model_dir: str,
              "checkpoint": manager.latest_checkpoint, "final_metrics": metrics}
   if config.train.export:
     if export.exported_step(paths) != step:
-      export.export_towers(model, builder, config.model.kind, paths, step=step,
-                           precision=precision)
+      serving = model if precision == "float32" else float32_copy(config, model, num_entities)
+      export.export_towers(serving, builder, config.model.kind, paths, step=step,
+                           trained_precision=precision)
       log(f"exported both towers to {paths.export}")
     summary["export_dir"] = paths.export
   _write_text(paths.train_summary, json.dumps(summary, indent=2) + "\n")
