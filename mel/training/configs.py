@@ -70,8 +70,8 @@ class TrainConfig:
   needed (bfloat16 has float32's exponent range). Checkpoints are the same in both precisions,
   so a run may resume in the other one. bfloat16 is fast where the hardware computes it: TPUs,
   recent GPUs (Ampere and later), CPUs with AVX512-BF16 or AMX; elsewhere it is emulated and
-  slower than float32 (measure with bench/train_step.py). The export computes in the training
-  precision and returns float32 (export/manifest.json "precision"). "auto" picks bfloat16
+  slower than float32 (measure with bench/train_step.py). The export is a float32 copy of the
+  weights in either case (export/manifest.json "trained_precision"). "auto" picks bfloat16
   where the hardware computes it (a TPU, a GPU of compute capability 8.0 or more, a CPU with
   the avx512_bf16 or amx_bf16 flag) and float32 elsewhere; it is the default because the demo's
   held-out figures in bfloat16 matched float32's within the run-to-run spread (README).
