@@ -1,7 +1,8 @@
 """A model directory: every path inside it is named here and nowhere else.
 
     <model_dir>/config.yaml          the effective experiment config (mel train)
-                vocab.txt            the WordPiece vocabulary the towers read
+                vocab.txt            the WordPiece vocabulary the towers read, or
+                sentencepiece.model  e5's SentencePiece ModelProto (mel.training.e5_tokenization)
                 entities.tsv         entity ids and the texts the entity tower reads (entity_table)
                 checkpoints/         ckpt-<step>; training resumes from the latest
                 train/               TensorBoard summaries
@@ -23,6 +24,7 @@ from typing import Optional
 
 CONFIG = "config.yaml"
 VOCAB = "vocab.txt"
+SENTENCEPIECE_MODEL = "sentencepiece.model"
 ENTITIES = "entities.tsv"
 CHECKPOINTS = "checkpoints"
 SUMMARIES = "train"
@@ -60,6 +62,7 @@ class ModelDir:
 
   config = property(lambda self: self.join(CONFIG))
   vocab = property(lambda self: self.join(VOCAB))
+  sentencepiece_model = property(lambda self: self.join(SENTENCEPIECE_MODEL))
   entities = property(lambda self: self.join(ENTITIES))
   checkpoints = property(lambda self: self.join(CHECKPOINTS))
   summaries = property(lambda self: self.join(SUMMARIES))

@@ -1,6 +1,7 @@
 """The dual encoder: a mention tower and an entity tower scoring by scaled cosine.
 
-Model F: the entity tower is a TextTower over descriptions ([CLS] description [SEP]).
+Model F: the entity tower is a TextTower over descriptions ([CLS] description [SEP]); both
+towers pool and project as model.pooling / model.projection say.
 Model E: the entity tower is an EntityEmbedding table over entity rows.
 No parameters are shared between the towers (paper Sec. 4.2).
 """
@@ -87,14 +88,12 @@ class DualEncoder(tf_keras.Model):
 def build_dual_encoder(config: configs.ModelConfig,
                        num_entities: Optional[int] = None) -> DualEncoder:
   """Builds (and creates the variables of) Model F or Model E from a ModelConfig."""
-  mention_tower = TextTower.from_encoder_config(config.encoder, config.embedding_dim,
-                                                name="mention_tower")
+  mention_tower = TextTower.from_model_config(config, name="mention_tower")
   seq = tf.zeros([1, 8], tf.int32)
   dummy = {"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq}
   mention_tower(dummy)
   if config.kind == "F":
-    entity_tower = TextTower.from_encoder_config(config.encoder, config.embedding_dim,
-                                                 name="entity_tower")
+    entity_tower = TextTower.from_model_config(config, name="entity_tower")
     entity_tower(dummy)
   elif config.kind == "E":
     if not num_entities:

