@@ -132,6 +132,9 @@ class E5Tokenizer:
   mel.training.tokenization.Tokenizer.
 
   tokenize(strings [B]) -> int32 RaggedTensor [B, (pieces)]; specials are not added.
+  Make it after tf.random.set_seed (mel.training.train.seed_everything): setting the seed
+  clears TF's eager kernel cache, which deletes the SentencePiece resource of a tokenizer
+  made before ("Resource ... SentencepieceResource does not exist").
   """
 
   kind = "e5"

@@ -219,13 +219,15 @@ def seed_everything(train_config: configs.TrainConfig) -> None:
 
 
 def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strategy,
-                num_entities: Optional[int] = None):
+                num_entities: Optional[int] = None, seed: bool = True):
   """The seeded dual encoder in train.mixed_precision and its optimizer (built), under strategy.
 
   Returns (model, optimizer). The optimizer's state and the model's variables are float32 in
-  both precisions, so checkpoints do not depend on it.
+  both precisions, so checkpoints do not depend on it. seed=False when the caller has seeded
+  already (seeding clears TF's eager kernel cache, which deletes an e5 tokenizer's resource).
   """
-  seed_everything(config.train)
+  if seed:
+    seed_everything(config.train)
   precision = resolve_precision(config.train.mixed_precision, strategy)
   with strategy.scope(), precision_policy(precision):
     model = build_dual_encoder(config.model, num_entities=num_entities)
@@ -288,11 +290,14 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   """Trains to config.train.steps (resuming from model_dir), exports, returns the summary."""
   strategy = strategy or tf.distribute.get_strategy()
   paths = ModelDir(model_dir)
+  # Seeded before the tokenizer exists: tf.random.set_seed clears the eager kernel cache, and
+  # with it the SentencePiece resource of an e5 tokenizer made earlier.
+  seed_everything(config.train)
   config, tokenizer = prepare_model_dir(config, paths)
   builder = InputBuilder.from_config(tokenizer, config.data)
   precision = resolve_precision(config.train.mixed_precision, strategy)
   num_entities = entity_table.count(paths.entities)
-  model, optimizer = build_model(config, strategy, num_entities)
+  model, optimizer = build_model(config, strategy, num_entities, seed=False)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
   manager = tf.train.CheckpointManager(
       checkpoint, paths.checkpoints, max_to_keep=config.train.keep_checkpoints,
@@ -354,6 +359,8 @@ def train(config: configs.ExperimentConfig, model_dir: str,
       if step // every > (step - n) // every or step == total_steps:
         manager.save(checkpoint_number=step)
         log(f"checkpoint {manager.latest_checkpoint}")
+  elif total_steps == 0:
+    log("train.steps is 0: exporting the initial towers")
   else:
     log(f"already at step {step} of {total_steps}: nothing to train")
 
