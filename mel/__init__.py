@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def link(text, lang, **kwargs):
   """Linked mentions of text in language lang: see mel.linking.linker.link (model from $MEL_MODEL_DIR
-  or model_dir=...)."""
+  or model_dir=...). lang: any well-formed language code (en, zh-yue, gsw, pt-br); one outside
+  the model's pretraining languages gives an UnseenLanguageWarning, once per code."""
   from mel.linking import linker
   return linker.link(text, lang, **kwargs)
 

@@ -1,8 +1,18 @@
-"""Language tables: the 104 mBERT languages, Wikipedia language codes, dump names.
+"""Language tables: the pretraining languages of mel's encoders, Wikipedia codes, dump names.
 
 Source of MBERT_LANGUAGES: google-research/bert `multilingual.md`, "List of Languages" (102
 entries, Chinese counted twice as Simplified and Traditional) plus Thai and Mongolian, which the
 Multilingual Cased release added. Codes are Wikipedia subdomains, so 104 entries name 103 wikis.
+
+Source of XLMR_LANGUAGES (multilingual-e5's XLM-R encoder, pretrained on CC-100): Conneau et
+al. (2020), *Unsupervised Cross-lingual Representation Learning at Scale*, Table 6, the same
+list as the XLM-R model card (fairseq `examples/xlmr/README.md`): 100 entries, of which five
+are romanised variants (Bengali, Hindi, Tamil, Telugu, Urdu), one Burmese in the Zawgyi font and
+Chinese counted twice, so 100 entries name 93 Wikipedia codes.
+
+These lists say what the encoders were pretrained on, not what they can read: both vocabularies
+tokenize text of other languages too (mel.linking.inputs.check_language accepts any code and
+warns outside the list).
 """
 import re
 
@@ -38,6 +48,51 @@ MBERT_LANGUAGES = (
 )
 
 MBERT_LANGUAGE_CODES = frozenset(code for _, code in MBERT_LANGUAGES)
+
+# (language name as in Conneau et al. 2020, Table 6 / the XLM-R model card, Wikipedia code)
+XLMR_LANGUAGES = (
+    ("Afrikaans", "af"), ("Albanian", "sq"), ("Amharic", "am"), ("Arabic", "ar"),
+    ("Armenian", "hy"), ("Assamese", "as"), ("Azerbaijani", "az"), ("Basque", "eu"),
+    ("Belarusian", "be"), ("Bengali", "bn"), ("Bengali Romanize", "bn"), ("Bosnian", "bs"),
+    ("Breton", "br"), ("Bulgarian", "bg"), ("Burmese", "my"), ("Burmese zawgyi font", "my"),
+    ("Catalan", "ca"), ("Chinese (Simplified)", "zh"), ("Chinese (Traditional)", "zh"),
+    ("Croatian", "hr"), ("Czech", "cs"), ("Danish", "da"), ("Dutch", "nl"), ("English", "en"),
+    ("Esperanto", "eo"), ("Estonian", "et"), ("Filipino", "tl"), ("Finnish", "fi"),
+    ("French", "fr"), ("Galician", "gl"), ("Georgian", "ka"), ("German", "de"),
+    ("Greek", "el"), ("Gujarati", "gu"), ("Hausa", "ha"), ("Hebrew", "he"), ("Hindi", "hi"),
+    ("Hindi Romanize", "hi"), ("Hungarian", "hu"), ("Icelandic", "is"), ("Indonesian", "id"),
+    ("Irish", "ga"), ("Italian", "it"), ("Japanese", "ja"), ("Javanese", "jv"),
+    ("Kannada", "kn"), ("Kazakh", "kk"), ("Khmer", "km"), ("Korean", "ko"),
+    ("Kurdish (Kurmanji)", "ku"), ("Kyrgyz", "ky"), ("Lao", "lo"), ("Latin", "la"),
+    ("Latvian", "lv"), ("Lithuanian", "lt"), ("Macedonian", "mk"), ("Malagasy", "mg"),
+    ("Malay", "ms"), ("Malayalam", "ml"), ("Marathi", "mr"), ("Mongolian", "mn"),
+    ("Nepali", "ne"), ("Norwegian", "no"), ("Oriya", "or"), ("Oromo", "om"), ("Pashto", "ps"),
+    ("Persian", "fa"), ("Polish", "pl"), ("Portuguese", "pt"), ("Punjabi", "pa"),
+    ("Romanian", "ro"), ("Russian", "ru"), ("Sanskrit", "sa"), ("Scottish Gaelic", "gd"),
+    ("Serbian", "sr"), ("Sindhi", "sd"), ("Sinhala", "si"), ("Slovak", "sk"),
+    ("Slovenian", "sl"), ("Somali", "so"), ("Spanish", "es"), ("Sundanese", "su"),
+    ("Swahili", "sw"), ("Swedish", "sv"), ("Tamil", "ta"), ("Tamil Romanize", "ta"),
+    ("Telugu", "te"), ("Telugu Romanize", "te"), ("Thai", "th"), ("Turkish", "tr"),
+    ("Ukrainian", "uk"), ("Urdu", "ur"), ("Urdu Romanize", "ur"), ("Uyghur", "ug"),
+    ("Uzbek", "uz"), ("Vietnamese", "vi"), ("Welsh", "cy"), ("Western Frisian", "fy"),
+    ("Xhosa", "xh"), ("Yiddish", "yi"),
+)
+
+XLMR_LANGUAGE_CODES = frozenset(code for _, code in XLMR_LANGUAGES)
+
+# The export manifest's "tokenizer" (absent: "wordpiece") -> the encoder's pretraining languages.
+TOKENIZERS = ("wordpiece", "e5")
+
+
+def pretraining_languages(tokenizer: str) -> frozenset:
+  """The Wikipedia codes of the languages a tokenizer's encoder was pretrained on:
+  "wordpiece" (mBERT-style towers) -> MBERT_LANGUAGE_CODES, "e5" (multilingual-e5, XLM-R)
+  -> XLMR_LANGUAGE_CODES; ValueError for any other tokenizer."""
+  if tokenizer == "wordpiece":
+    return MBERT_LANGUAGE_CODES
+  if tokenizer == "e5":
+    return XLMR_LANGUAGE_CODES
+  raise ValueError(f"unknown tokenizer {tokenizer!r}: expected one of {', '.join(TOKENIZERS)}")
 
 # Language codes of Wikipedia editions (subdomains), used to recognise interlanguage links such
 # as [[fr:Paris]]. Includes closed and renamed editions that still appear in old wikitext.

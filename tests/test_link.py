@@ -4,11 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
-from mel.linking import dictionary as dic, linker as L
+from mel import languages
+from mel.linking import cli, dictionary as dic, inputs, linker as L
 from mel.linking.entities import EntityTexts
 from mel.retrieval import BruteForceIndex
 
@@ -151,8 +153,8 @@ def test_empty_and_whitespace_text_and_bad_arguments(fake):
   linker, _ = fake
   assert linker.link("", "en") == [] and linker.link(" \n\t ", "en") == []
   assert linker.encoder.calls == []
-  with pytest.raises(ValueError, match=r"unsupported language 'xx'.* en .* vi "):
-    linker.link("Paris", "xx")
+  with pytest.raises(ValueError, match=r"invalid language 'x-'.* zh-yue"):
+    linker.link("Paris", "x-")
   assert linker.link("Paris", " EN ")[0].text == "Paris"   # codes are case-insensitive
   with pytest.raises(ValueError, match="out of range"):
     linker.link("", "en", spans=[(0, 1)])
@@ -160,6 +162,123 @@ def test_empty_and_whitespace_text_and_bad_arguments(fake):
     linker.link(b"Paris", "en")
   with pytest.raises(ValueError, match="top_k"):
     linker.link("Paris", "en", top_k=0)
+
+
+@pytest.fixture(autouse=True)
+def fresh_language_warnings(monkeypatch):
+  """UnseenLanguageWarning is given once per code per process: each test starts afresh."""
+  monkeypatch.setattr(inputs, "_WARNED", set())
+
+
+def _unseen_warnings(record):
+  return [str(w.message) for w in record if issubclass(w.category, inputs.UnseenLanguageWarning)]
+
+
+@pytest.mark.parametrize("lang", ["gsw", "yue", "zh_YUE"])
+def test_a_language_outside_the_pretraining_list_links_with_one_warning(fake, lang):
+  linker, _ = fake
+  code = lang.lower().replace("_", "-")
+  with pytest.warns(inputs.UnseenLanguageWarning, match=rf"language '{code}' is not one of the "
+                    rf"languages this model was pretrained on .*results may be poor"):
+    out = linker.link("Paris und Berlin", lang, spans=[(0, 5), (10, 16)])
+  # caller spans link in a language the dictionary never saw (prior: all languages pooled)
+  assert [(m.text, m.entity_id) for m in out] == [("Paris", "E:paris_tx"), ("Berlin", "Q64")]
+  assert out[0].candidates[0].prior == pytest.approx(0.9)
+  with warnings.catch_warnings(record=True) as record:
+    warnings.simplefilter("always")
+    # the spotter falls back to the pooled forms of all languages; no second warning
+    spotted = linker.link("Paris und Berlin", lang)
+  assert [(m.text, m.entity_id) for m in spotted] == [("Paris", "E:paris_tx"), ("Berlin", "Q64")]
+  assert _unseen_warnings(record) == []
+
+
+@pytest.mark.parametrize("lang", ["", "  ", "12", "en us!", "e", "english", "zh--yue", None, 7])
+def test_malformed_language_codes_are_errors_naming_them(fake, lang):
+  linker, _ = fake
+  import re
+  with pytest.raises(ValueError, match=rf"invalid language {re.escape(repr(lang))}: give a "
+                     rf"Wikipedia language code"):
+    linker.link("Paris", lang)
+
+
+def test_pretraining_languages_and_which_codes_warn(fake):
+  assert languages.pretraining_languages("wordpiece") is languages.MBERT_LANGUAGE_CODES
+  assert len(languages.MBERT_LANGUAGES) == 104 and len(languages.MBERT_LANGUAGE_CODES) == 103
+  e5 = languages.pretraining_languages("e5")
+  assert e5 is languages.XLMR_LANGUAGE_CODES
+  assert len(languages.XLMR_LANGUAGES) == 100 and len(e5) == 93
+  assert {"sw", "km", "xh", "am", "so", "en", "zh", "my"} <= e5 and not {"war", "ceb", "yue"} & e5
+  assert e5 <= languages.WIKIPEDIA_LANGUAGE_CODES
+  with pytest.raises(ValueError, match="unknown tokenizer 'bpe': expected one of wordpiece, e5"):
+    languages.pretraining_languages("bpe")
+  linker, _ = fake
+  e5_linker = L.Linker(linker.encoder, linker.index, linker.entities, linker.dictionary,
+                       tokenizer="e5", threshold=0.5)
+  with warnings.catch_warnings(record=True) as record:
+    warnings.simplefilter("always")
+    for lk, lang in ((linker, "en"), (linker, " EN "), (linker, "pt-BR"), (linker, "zh-hans"),
+                     (linker, "simple"), (e5_linker, "sw"), (e5_linker, "km")):
+      assert lk.link("Berlin", lang, spans=[(0, 6)])[0].entity_id == "Q64"
+    assert _unseen_warnings(record) == []
+    # a Wikipedia code is its own language (zh-yue is not zh); war is mBERT's, not XLM-R's
+    for lk, lang in ((linker, "zh-yue"), (linker, "xh"), (e5_linker, "war")):
+      assert lk.link("Berlin", lang, spans=[(0, 6)])[0].entity_id == "Q64"
+  assert [w.split(" is ")[0] for w in _unseen_warnings(record)] == [
+      "language 'zh-yue'", "language 'xh'", "language 'war'"]
+
+
+def test_the_dictionary_serves_any_language_code(fake):
+  d = fake[0].dictionary
+  assert [d.table_language(x) for x in ("en", "en-gb", "uk", "gsw", "zh-yue", "be-tarask")] == [
+      "en", "en", "uk", dic.ALL_LANGUAGES, dic.ALL_LANGUAGES, dic.ALL_LANGUAGES]
+  assert set(d.table("gsw")) == {"paris", "berlin", "tokyo", "київ"}
+  assert d.prior("київ", "gsw") == {"E:kyiv": 1.0} and d.prior("lyon", "gsw") == {}
+  # en-gb spots with en's forms
+  assert [m.text for m in fake[0].link("Tokyo, Київ", "en-gb")] == ["Tokyo"]
+
+
+def test_the_export_manifest_names_the_tokenizer(fake, tmp_path, monkeypatch):
+  linker, _ = fake
+  parts = L.loading.Parts(linker.encoder, linker.index, linker.entities, linker.dictionary,
+                          None, "description", None, "e5")
+  monkeypatch.setattr(L.loading, "read_parts", lambda *args: parts)
+  assert L.load(str(tmp_path)).languages == languages.XLMR_LANGUAGE_CODES
+  monkeypatch.setattr(L.loading, "read_parts", lambda *args: parts._replace(tokenizer="x"))
+  with pytest.raises(ValueError, match="unknown tokenizer 'x'"):
+    L.load(str(tmp_path))
+  # a manifest without the key: wordpiece (the default of Parts); an unknown one is named
+  assert L.loading.Parts(*parts[:7]).tokenizer == "wordpiece"
+  monkeypatch.undo()
+  model = tmp_path / "model"
+  for part in ("export/mention_encoder", "index", "dictionary"):
+    (model / part).mkdir(parents=True)
+  (model / "entities.tsv").write_text("Q1\tx\n")
+  (model / "export" / "manifest.json").write_text('{"embedding_dim": 8, "tokenizer": "bpe"}')
+  with pytest.raises(ValueError, match=r"export/manifest.json: unknown tokenizer 'bpe'"):
+    L.load(str(model))
+
+
+def test_mel_link_accepts_any_language_code_with_a_warning(fake, tmp_path, monkeypatch, capsys):
+  linker, _ = fake
+  monkeypatch.setattr(cli, "_load", lambda args: linker)
+  assert cli.main(["--text", "Paris und Berlin", "--lang", "gsw"]) == 0
+  captured = capsys.readouterr()
+  assert "[Berlin](Q64)" in captured.out
+  assert captured.err.count("mel link: warning: language 'gsw' is not one of the languages") == 1
+  assert "results may be poor" in captured.err
+  source = tmp_path / "in.jsonl"
+  docs = [{"text": "Berlin", "lang": "gsw"}, {"text": "Berlin", "lang": "yue", "spans": [[0, 6]]},
+          {"text": "Berlin", "lang": "en us!"}, {"text": "Berlin"}]
+  source.write_text("".join(json.dumps(d) + "\n" for d in docs))
+  assert cli.main(["--input", str(source), "--lang", "en", "--no_progress"]) == 1
+  captured = capsys.readouterr()
+  lines = [json.loads(x) for x in captured.out.splitlines()]
+  assert [m["entity_id"] for x in lines[:2] + lines[3:] for m in x["mentions"]] == ["Q64"] * 3
+  assert lines[2]["error"].startswith("invalid language 'en us!'")
+  assert captured.err.count("warning: language 'yue'") == 1 and "'gsw'" not in captured.err
+  assert "1 lines failed" in captured.err
+  assert cli.main(["--text", "Berlin", "--lang", "12"]) == 2
+  assert "mel link: invalid language '12'" in capsys.readouterr().err
 
 
 def test_megabytes_of_text_go_through_in_bounded_batches(fake):
@@ -314,7 +433,7 @@ print(json.dumps({{"out": out, "imported": bad}}))
 def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
   from conftest import run_module
   docs = [{"id": lang, "text": x["text"], "lang": lang} for lang, x in held_out.items()]
-  docs.append({"id": "bad", "text": "Paris", "lang": "xx"})
+  docs.append({"id": "bad", "text": "Paris", "lang": "x1!"})
   docs.append({"id": "spans", "text": "Київ і Львів", "lang": "uk", "spans": [[0, 4]]})
   source = tmp_path / "in.jsonl"
   source.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs) +
@@ -329,18 +448,20 @@ def test_mel_link_command_batch_and_interactive(model_dir, held_out, tmp_path):
   assert [x.get("id") for x in lines] == ["el", "uk", "ja", "bad", "spans", None]
   for x in lines[:3]:
     assert x["mentions"] and all(len(m["candidates"]) <= 2 for m in x["mentions"])
-  assert "unsupported language 'xx'" in lines[3]["error"] and "not JSON" in lines[5]["error"]
+  assert "invalid language 'x1!'" in lines[3]["error"] and "not JSON" in lines[5]["error"]
   assert [(m["start"], m["end"]) for m in lines[4]["mentions"]] == [(0, 4)]
 
   text = held_out["uk"]["text"][:600]
   result = subprocess.run(
       [sys.executable, "-m", "mel", "link", "-i", "--lang", "el", "--model_dir",
        str(model_dir), "--fast", "--min_linked", "1", "--min_link_prob", "0.01"],
-      input=f":lang uk\n{text}\n:lang zz\n:quit\n",
+      input=f":lang uk\n{text}\n:lang 12\n:lang zz\n:quit\n",
       capture_output=True, text=True, timeout=300,
       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "uk> " in result.stderr and "unsupported language 'zz'" in result.stderr
+  assert "uk> " in result.stderr and "invalid language '12'" in result.stderr
+  # a well-formed code outside the 104 mBERT languages: accepted, with one warning
+  assert "zz> " in result.stderr and "warning: language 'zz' is not one of" in result.stderr
   assert "1. " in result.stdout and ("score" in result.stdout or "NIL" in result.stdout)
 
   result = run_module("mel", "link", "--text", "x", "--lang", "en")

@@ -8,18 +8,25 @@ The model directory comes from --model_dir or $MEL_MODEL_DIR (see mel.linking.li
 one JSON object per line: {"text": ..., "lang": ... (else --lang), "title": ..., "spans":
 [[start, end], ...], any other fields}; each output line is the input object plus "mentions"
 (LinkedMention.to_dict(): start, end, text, entity_id (null = NIL), qid, score, description,
-candidates, link_prob), or plus "error" for a line that could not be linked (bad JSON, unknown
-language, bad spans). Exit status: 0 ok, 1 if any line failed or the model cannot be loaded,
+candidates, link_prob), or plus "error" for a line that could not be linked (bad JSON, malformed
+language code, bad spans). Exit status: 0 ok, 1 if any line failed or the model cannot be loaded,
 2 usage. In interactive mode, `:lang CODE` switches language, `:fast` / `:full` the mode,
 `:quit` (or end of input) leaves.
+
+Languages: any well-formed code (a Wikipedia code such as en, zh-yue, simple, or a BCP-47 tag
+such as gsw, pt-br) is linked; one outside the model's pretraining languages (the 104 mBERT
+languages for wordpiece towers, XLM-R's 100 for e5 ones) is linked too, with one warning per
+code on stderr ("mel link: warning: language 'gsw' is not one of ..."). A malformed --lang is a
+usage error (exit 2).
 """
 import json
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from mel import flags
-from mel.linking.inputs import check_language
+from mel.linking.inputs import UnseenLanguageWarning, check_language
 
 TEXT_WIDTH = 100
 
@@ -70,7 +77,7 @@ def _load(args):
 
 
 def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
-  lang = check_language(lang)
+  lang = check_language(lang, lk.languages)
   print(f"mel link: {lk.model_dir} ({'fast' if fast else 'full'} mode, language {lang}). Type "
         f"text; :lang CODE, :fast, :full, :quit.", file=sys.stderr)
   while True:
@@ -90,7 +97,7 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
       continue
     if command.startswith(":lang"):
       try:
-        lang = check_language(command[len(":lang"):].strip())
+        lang = check_language(command[len(":lang"):].strip(), lk.languages)
       except ValueError as e:
         print(f"  {e}", file=sys.stderr)
       continue
@@ -211,11 +218,27 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
   if args.input and args.input != "-" and not os.path.exists(args.input):
     print(f"mel link: {args.input}: no such file", file=sys.stderr)
     return 1
+  with warnings.catch_warnings():
+    warnings.simplefilter("always", UnseenLanguageWarning)   # check_language warns once a code
+    shown = warnings.showwarning
+
+    def show(message, category, *rest, **kwargs):
+      if issubclass(category, UnseenLanguageWarning):
+        print(f"mel link: warning: {message}", file=sys.stderr, flush=True)
+      else:
+        shown(message, category, *rest, **kwargs)
+    warnings.showwarning = show
+    return _run(args)
+
+
+def _run(args) -> int:
   try:
     lk = _load(args)
   except (OSError, ValueError) as e:
     print(f"mel link: cannot load the model: {e}", file=sys.stderr)
     return 1
+  if args.lang:
+    check_language(args.lang, lk.languages)   # the warning for a code outside them, up front
   if args.interactive:
     return interactive(lk, args.lang, args.fast, args.top_k, args.title)
   if args.text is not None:

@@ -25,6 +25,11 @@ same parameters reuses it.
 
 **P(entity | text)** (`SurfaceDictionary.prior`) follows mel.anchors' back-off: the
 language's counts when that language saw the text, else the counts of all languages pooled.
+
+**Languages without anchors.** Any language code may be asked for: one the training data never
+saw (no table, or an empty one) is served by the pooled forms of all languages
+(`table_language`, `table`, `walk_table`, `prior`), and a tag of a language it has (pt-br) by
+that language's forms.
 """
 import collections
 import dataclasses
@@ -34,6 +39,7 @@ import time
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mel import anchors, files, manifest as manifests
+from mel.languages import WIKIPEDIA_LANGUAGE_CODES
 from mel.linking import units
 from mel.linking.units import MAX_UNITS
 from mel.surface_forms import normalize_surface
@@ -97,18 +103,35 @@ class SurfaceDictionary:
     return self.tables[ALL_LANGUAGES]
 
   def table(self, lang: str) -> Dict[str, FormStats]:
-    """The forms of lang, or the pooled forms of all languages when lang has none."""
-    return self.tables[lang] if self.tables.get(lang) else self.pooled()
+    """The forms that serve lang (table_language): its own, its base language's, or the pooled
+    forms of all languages."""
+    served = self.table_language(lang)
+    return self.pooled() if served == ALL_LANGUAGES else self.tables[served]
+
+  def table_language(self, lang: str) -> str:
+    """Whose forms serve lang: lang's own; else, for a tag of a language the dictionary has
+    (pt-br, zh-hans; not a Wikipedia code such as zh-yue), that language's; else
+    ALL_LANGUAGES, the pooled forms (a language the training data never saw)."""
+    if self.tables.get(lang):
+      return lang
+    base = lang.split("-")[0]
+    if (base != lang and lang not in WIKIPEDIA_LANGUAGE_CODES and
+        base != ALL_LANGUAGES and self.tables.get(base)):
+      return base
+    return ALL_LANGUAGES
 
   def prior(self, form: str, lang: str) -> Dict[str, float]:
     """P(entity | text) of a normalised form: lang's anchors if lang saw the form, else the
-    anchors of all languages (mel.anchors.backoff, as the alias table); {} if none did."""
-    stats = anchors.backoff(self.tables.get(lang), self.pooled(), form)
+    anchors of all languages (mel.anchors.backoff, as the alias table); {} if none did. lang
+    is any code: its base language's anchors serve a tag (pt-br), as in table_language."""
+    served = self.table_language(lang)
+    stats = anchors.backoff(None if served == ALL_LANGUAGES else self.tables[served],
+                            self.pooled(), form)
     return anchors.probabilities(stats.entities, stats.linked) if stats else {}
 
   def walk_table(self, lang: str, min_link_prob: float, min_linked: int) -> dict:
     """units.prefix_table of lang's forms that pass the thresholds (cached)."""
-    key = (lang if self.tables.get(lang) else ALL_LANGUAGES, min_link_prob, min_linked)
+    key = (self.table_language(lang), min_link_prob, min_linked)
     if key not in self._walk:
       self._walk[key] = units.prefix_table(
           ((form, s) for form, s in self.table(lang).items()

@@ -27,8 +27,17 @@ searched.
 - **NIL.** A mention whose best score is below `threshold` is kept with entity_id None (NIL)
   and its candidates listed, so callers see what was rejected; `LinkedMention.is_nil`.
 
-**Input checks** (mel.linking.inputs). Empty or whitespace-only text gives []; a language
-outside the 104 mBERT languages raises ValueError listing them; spans out of range, empty,
+**Languages.** Any well-formed language code is linked (a Wikipedia code such as en, zh-yue,
+be-tarask, simple, or a BCP-47 tag such as gsw, pt-br): the tokenizer reads any script. The
+model's pretraining languages (mel.languages.pretraining_languages of the export manifest's
+"tokenizer": "wordpiece", the default, -> the 104 mBERT languages; "e5" -> XLM-R's 100) only
+decide whether an UnseenLanguageWarning (mel.linking.inputs) says, once per code per process,
+that results may be poor. A language without dictionary forms of its own is spotted with the
+forms of all languages pooled and takes its prior from them (mel.linking.spotter); caller spans
+link in any language.
+
+**Input checks** (mel.linking.inputs). Empty or whitespace-only text gives []; a malformed
+language code ("", "12", "en us!") raises ValueError naming it; spans out of range, empty,
 whitespace-only or overlapping raise ValueError naming the span. Text of any length is
 processed in windows (spotter windows of `window` characters, encoder batches of `max_batch`
 mentions): no tensor grows with the text.
@@ -40,6 +49,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from mel import languages
 from mel.linking import inputs, loading
 from mel.linking.dictionary import SurfaceDictionary
 from mel.linking.entities import EntityTexts
@@ -69,6 +79,8 @@ class Linker:
   prior's entities that the search did not return with it (None: they are left out).
   threshold: NIL below this score; prior_weight: weight of P(entity | text) in full mode;
   min_link_prob / min_linked: the spotter's thresholds (mel.linking.spotter).
+  tokenizer: the export manifest's "tokenizer" ("wordpiece" or "e5"); its pretraining
+  languages (`languages`) are those linked without an UnseenLanguageWarning.
   """
 
   MEMO_SIZE = 100_000   # entity vectors kept from the entity tower
@@ -78,9 +90,12 @@ class Linker:
                threshold: float = DEFAULT_THRESHOLD, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
                min_link_prob: float = DEFAULT_MIN_LINK_PROB,
                min_linked: int = DEFAULT_MIN_LINKED, context_chars: int = CONTEXT_CHARS,
-               max_batch: int = MAX_BATCH, window: int = 20_000, model_dir: str = ""):
+               max_batch: int = MAX_BATCH, window: int = 20_000, model_dir: str = "",
+               tokenizer: str = "wordpiece"):
     if max_batch < 1 or context_chars < 0:
       raise ValueError("max_batch must be >= 1 and context_chars >= 0")
+    self.tokenizer = tokenizer
+    self.languages = languages.pretraining_languages(tokenizer)
     self.encoder = encoder
     self.index = index
     self.entities = entities
@@ -112,7 +127,7 @@ class Linker:
       raise TypeError(f"text must be str, got {type(text).__name__}")
     if not isinstance(title, str):
       raise TypeError(f"title must be str, got {type(title).__name__}")
-    lang = inputs.check_language(lang)
+    lang = inputs.check_language(lang, self.languages)
     top_k = inputs.check_top_k(top_k)
     threshold = self.threshold if threshold is None else float(threshold)
     if spans is not None:
@@ -223,7 +238,7 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   parts = loading.read_parts(path, index, dictionary, cache_dir, verify)
   linker = Linker(parts.encoder, parts.index, parts.entities, parts.dictionary,
                   entity_encoder=parts.entity_encoder, entity_input=parts.entity_input,
-                  model_dir=path, **options)
+                  model_dir=path, tokenizer=parts.tokenizer, **options)
   linker.fetch_stats = parts.fetch_stats
   return linker
 

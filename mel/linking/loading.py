@@ -10,12 +10,16 @@ missing part is named with the command that builds it.
 gs:// directories are fetched by mel.linking.model_cache, then read from local disk and
 verified (every index and dictionary file against its manifest's sha256, entities.tsv against
 the checksum the index recorded); a cached copy that fails is fetched again once.
+
+The export manifest's "tokenizer" ("wordpiece" for mBERT-style towers, also when the key is
+absent; "e5" for multilingual-e5 towers) names the model's pretraining languages
+(mel.languages.pretraining_languages); any other value is an error naming it.
 """
 import os
 import sys
 from typing import NamedTuple, Optional
 
-from mel import retrieval, towers
+from mel import languages, retrieval, towers
 from mel.linking.dictionary import BUILD_COMMAND, SurfaceDictionary
 from mel.linking.entities import EntityTexts
 from mel.model_dir import ModelDir
@@ -36,6 +40,7 @@ class Parts(NamedTuple):
   entity_encoder: Optional[towers.EntityTower]   # None when the export has no entity tower
   entity_input: str
   fetch_stats: Optional[dict]                    # gs:// only: {"downloaded", "reused", ...}
+  tokenizer: str = "wordpiece"                   # the export manifest's; absent: "wordpiece"
 
 
 def resolve_model_dir(path: Optional[str]) -> str:
@@ -91,6 +96,11 @@ def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: boo
            f"`mel index --model_dir {path}`")
   _require(dictionary_path, f"build it with `{BUILD_COMMAND.format(path=dictionary_path)}`")
   export = directory.read_export_manifest()
+  tokenizer = export.get("tokenizer", "wordpiece")
+  try:
+    languages.pretraining_languages(tokenizer)
+  except ValueError as e:
+    raise ValueError(f"{directory.export_manifest}: {e}") from None
   index = retrieval.load_index(index_path, verify=verify,
                                dimension=int(export["embedding_dim"]))
   directory.check_index(index.model or {}, index_path)
@@ -104,4 +114,5 @@ def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: boo
   entity_encoder = None
   if os.path.isdir(directory.entity_encoder):
     entity_encoder = towers.EntityTower(directory.entity_encoder, entity_input)
-  return Parts(encoder, index, entities, dictionary, entity_encoder, entity_input, fetch_stats)
+  return Parts(encoder, index, entities, dictionary, entity_encoder, entity_input, fetch_stats,
+               tokenizer)

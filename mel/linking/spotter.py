@@ -8,8 +8,12 @@ dictionary (mel.linking.dictionary) from a unit start to a unit end:
 - **Selection.** Every occurrence of a form whose link_prob >= min_link_prob and linked >=
   min_linked is a candidate; candidates are taken longest first (in units, then higher
   link_prob, then leftmost) and a candidate overlapping a taken one is dropped.
-- **Language.** The dictionary of the text's language is used; a supported language without
-  training anchors falls back to the forms of all languages pooled (counts summed).
+- **Language.** The dictionary of the text's language is used. Any language code works: one
+  without training anchors (a language the training data never saw, mBERT / XLM-R pretraining
+  language or not) falls back to the forms of all languages pooled (counts summed), so names
+  seen in any language are still spotted; a tag of a known language (pt-br) uses that
+  language's forms (SurfaceDictionary.table_language). Spans the caller gives skip the spotter
+  and link in any language (mel.linking.linker).
 - **Windows.** Long text is processed in windows of `window` characters (+ margins so that a
   match across a window edge is still found whole), so memory stays bounded for any length.
 """
