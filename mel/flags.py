@@ -4,10 +4,12 @@
     --output      what the command writes                 --overwrite   redo finished work
     --no_progress no progress bars                        --batch_size  inputs per tower call
     --shard_size  rows per output shard                   --top_k       candidates retrieved
-    --recall_at   evaluation cut-offs (1,10,100)
+    --recall_at   evaluation cut-offs (1,10,100)          --languages   only these languages
 """
 import argparse
 from typing import List, Optional
+
+from mel.languages import LANGUAGE_CODE
 
 
 def parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -66,6 +68,22 @@ def parse_cutoffs(text: str) -> List[int]:
   if not ks or ks[0] < 1:
     raise ValueError(f"--recall_at {text!r}: expected comma-separated positive integers")
   return ks
+
+
+def languages(p, help: str = "only these languages, comma-separated codes (e.g. bn,mr); "
+              "default: all"):
+  p.add_argument("--languages", default="", help=help)
+
+
+def parse_languages(text: str) -> List[str]:
+  """"bn, mr" -> ["bn", "mr"] (order kept, repeats dropped); "" -> [] (all); ValueError for
+  anything that is not a language code."""
+  codes = [x.strip() for x in text.split(",") if x.strip()]
+  bad = [c for c in codes if not LANGUAGE_CODE.match(c)]
+  if bad:
+    raise ValueError(f"--languages {text!r}: not language codes (lower case, e.g. bn,mr): "
+                     f"{', '.join(bad)}")
+  return list(dict.fromkeys(codes))
 
 
 def require_positive(p: argparse.ArgumentParser, args, *names: str) -> None:

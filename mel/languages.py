@@ -130,6 +130,9 @@ NON_WIKIPEDIA_SITES = frozenset({
 
 _DBNAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
+# A language code as Mention.lang holds it (a Wikipedia subdomain: "bn", "zh-yue", "simple").
+LANGUAGE_CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
 
 def dbname_to_language(dbname: str) -> str:
   """'ukwiki' -> 'uk', 'zh_yuewiki' -> 'zh-yue', 'enwikinews' -> 'en'.

@@ -113,3 +113,24 @@ def mini_mewsli9(shared_data, mini_mining, tmp_path_factory):
                       "--no_progress")
   assert result.returncode == 0, result.stderr[-3000:]
   return out, json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def mined_mention(lang: str, n: int, entity_id: str, mention: str = "", split: str = "train"):
+  """A schema.Mention of a hand-made mining run (mention text defaults to 'm<n>')."""
+  from mel import schema
+  mention = mention or f"m{n}"
+  return schema.Mention(
+      mention_id=f"{lang}wiki:{n}:0", lang=lang, wiki=f"{lang}wiki", doc_id=n, doc_title="T",
+      left_context="a", mention=mention, right_context="b", start=2, end=2 + len(mention),
+      target_title=entity_id, entity_id=entity_id, qid=entity_id, split=split)
+
+
+def write_mined(mining_dir, name: str, records) -> str:
+  """Writes records as the one gzip shard of output `name` (mel.records layout); its path."""
+  import tensorflow as tf
+  path = pathlib.Path(mining_dir) / f"{name}-00000-of-00001.tfrecord.gz"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+    for record in records:
+      writer.write(record.to_example_bytes())
+  return str(path)

@@ -179,6 +179,8 @@ def test_recall_at_parsing():
     (["--recall_at", "1,x"], "--recall_at '1,x': expected comma-separated positive integers"),
     (["--k", "1,10"], "unrecognized arguments: --k"),          # renamed to --recall_at
     (["--batch_size", "0"], "--batch_size must be a positive integer"),
+    (["--languages", "bn,BN"], "--languages 'bn,BN': not language codes (lower case, e.g. "
+     "bn,mr): BN"),
 ])
 def test_cli_flag_errors_name_the_flag(flag, message, capsys):
   with pytest.raises(SystemExit) as exit:     # argparse's usage error; `mel` returns its code
@@ -205,6 +207,47 @@ def test_the_mining_dir_defaults_to_the_model_config(tmp_path, capsys):
   (tmp_path / "config.yaml").write_text("data:\n  mining_dir: ''\n", encoding="utf-8")
   assert evaluate.main(["--model_dir", str(tmp_path), "--dataset", "holdout:x"]) == 1
   assert "no data.mining_dir (pass --mining_dir)" in capsys.readouterr().err
+
+
+def test_languages_keeps_only_their_queries_for_every_system(tmp_path, capsys):
+  """--languages bn on a hand-made mining run, alias table only: bn's held-out mentions alone,
+  answered from bn's own training anchors where bn saw the string."""
+  from conftest import mined_mention, write_mined
+  from mel import records
+  mining = tmp_path / "mining"
+  # "Dhaka" is linked to Q1 twice in en, to Q2 once in bn; "Kyiv" only in uk (Q3).
+  write_mined(mining, records.MENTIONS_TRAIN, [
+      mined_mention("en", 1, "Q1", "Dhaka"), mined_mention("en", 2, "Q1", "Dhaka"),
+      mined_mention("bn", 3, "Q2", "Dhaka"), mined_mention("uk", 4, "Q3", "Kyiv")])
+  write_mined(mining, records.MENTIONS_HOLDOUT, [
+      mined_mention("bn", 5, "Q2", "Dhaka", split="holdout"),     # bn's own anchor: Q2
+      mined_mention("bn", 6, "Q3", "Kyiv", split="holdout"),      # bn never saw it: pooled
+      mined_mention("en", 7, "Q1", "Dhaka", split="holdout"),
+      mined_mention("uk", 8, "Q3", "Kyiv", split="holdout")])
+  (mining / "counts").mkdir()
+  (mining / "counts" / "entity_counts-00000-of-00001.tsv").write_text("Q1\t2\nQ2\t1\nQ3\t1\n")
+  holdout = f"holdout:{mining}/mentions/holdout-*.tfrecord.gz"
+  argv = ["--mining_dir", str(mining), "--dataset", holdout, "--recall_at", "1,10",
+          "--output", str(tmp_path / "eval"), "--no_progress"]
+  assert evaluate.main(argv + ["--languages", "bn"]) == 0
+  out = capsys.readouterr().out
+  report = json.loads((tmp_path / "eval" / reports.JSON_NAME).read_text(encoding="utf-8"))
+  assert report["dataset"]["languages"] == report["dataset"]["language_filter"] == ["bn"]
+  assert report["dataset"]["queries"] == 2 and report["dataset"]["queries_all_languages"] == 4
+  alias = report["systems"][ALIAS_TABLE]["results"]
+  assert alias["queries"] == 2 and list(alias["languages"]) == ["bn"]
+  assert alias["micro"]["R@1"] == 1.0          # pooled, "Dhaka" would be Q1 (2 en anchors)
+  assert "Languages: only bn (--languages; 2 of the dataset's 4 queries)" in out
+  assert "query language's own training anchors" in out
+  assert "| bn | 2 |" in (tmp_path / "eval" / reports.MARKDOWN_NAME).read_text(encoding="utf-8")
+
+  assert evaluate.main(argv) == 0                 # all languages: no filter recorded
+  report = json.loads((tmp_path / "eval" / reports.JSON_NAME).read_text(encoding="utf-8"))
+  assert report["dataset"]["languages"] == ["bn", "en", "uk"]
+  assert "language_filter" not in report["dataset"] and "Languages: only" not in \
+      capsys.readouterr().out
+  assert evaluate.main(argv + ["--languages", "bn,mr"]) == 1
+  assert "has no queries in mr (it has bn, en, uk)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -150,3 +150,104 @@ def test_overrides_and_config_errors(tmp_path):
   bad.write_text("model: [1, 2\n")
   with pytest.raises(configs.ConfigError, match="not valid YAML"):
     configs.load(str(bad))
+
+
+def test_exclude_languages_parsing(tmp_path):
+  path = os.path.join(ROOT, "configs", "demo_cpu.yaml")
+  assert configs.load(path).data.exclude_languages == []
+  assert configs.load(path, "data.exclude_languages=bn").data.exclude_languages == ["bn"]
+  c = configs.load(path, "data.exclude_languages=bn+mr+bn,train.steps=5")
+  assert c.data.exclude_languages == ["bn", "mr"] and c.train.steps == 5
+  assert configs.load(path, "data.exclude_languages=").data.exclude_languages == []
+  assert configs.load(path, "data.exclude_languages='no'").data.exclude_languages == ["no"]
+  listed = tmp_path / "listed.yaml"
+  listed.write_text("data:\n  exclude_languages: [bn, zh-yue]\n")
+  loaded = configs.load(str(listed))
+  assert loaded.data.exclude_languages == ["bn", "zh-yue"]
+  assert configs.from_dict(configs.to_dict(loaded)) == loaded     # config.yaml round trip
+  assert "exclude_languages:\n  - bn\n" in configs.dump(loaded)
+  with pytest.raises(configs.ConfigError, match="is not key=value .list items are joined by"):
+    configs.load(path, "data.exclude_languages=bn,mr")
+  with pytest.raises(configs.ConfigError, match="quote them"):
+    configs.load(path, "data.exclude_languages=no")                 # YAML's boolean
+  with pytest.raises(configs.ConfigError, match="empty item"):
+    configs.load(path, "data.exclude_languages=bn++mr")
+  with pytest.raises(configs.ConfigError, match=r"not language codes .*\['BN', 'b n'\]"):
+    configs.load(path, "data.exclude_languages=BN+b n")
+  listed.write_text("data:\n  exclude_languages: {bn: 1}\n")
+  with pytest.raises(configs.ConfigError, match="must be a list of strings"):
+    configs.load(str(listed))
+
+
+# ---------------------------------------------------------------------------------------------
+# leave-languages-out: the excluded languages' records never reach a batch
+
+
+def _leave_out_run(tmp_path, hard_negatives: bool):
+  """A hand-made mining run: en, uk, bn mentions of distinct entities (4 each, twice), pairs
+  in every language combination, language totals; the entity table; a config leaving out bn."""
+  import json
+  from conftest import mined_mention, write_mined
+  from mel import entity_table, records, schema
+  entities = {"en": ["Q1", "Q2", "Q3", "Q4"], "uk": ["Q5", "Q6", "Q7", "Q8"],
+              "bn": ["Q9", "Q10", "Q11", "Q12"]}
+  mentions = [mined_mention(lang, 10 * i + j, e) for i in range(2)
+              for lang, ids in entities.items() for j, e in enumerate(ids)]
+  mining = tmp_path / "mining"
+  write_mined(mining, records.MENTIONS_TRAIN, mentions)
+  pairs = [("Q1", "en", "uk"), ("Q5", "uk", "en"), ("Q2", "en", "bn"), ("Q9", "bn", "uk"),
+           ("Q6", "uk", "bn")]
+  write_mined(mining, records.ENTITY_PAIRS, [
+      schema.EntityPair(entity_id=e, lang_a=a, text_a=f"{a} a", lang_b=b, text_b=f"{b} b")
+      for e, a, b in pairs])
+  (mining / "counts").mkdir()
+  (mining / records.LANGUAGE_TOTALS).write_text(json.dumps({"bn": 8, "en": 8, "uk": 8}))
+  table = tmp_path / "entities.tsv"
+  entity_table.write(sorted((e, f"{e} text") for ids in entities.values() for e in ids),
+                     str(table))
+  overrides = {"data.mining_dir": str(mining), "data.batch_size": 4, "data.pairs_batch_size": 2,
+               "data.shuffle_buffer": 64, "data.max_seq_length": 16,
+               "data.max_title_length": 4, "data.exclude_languages": "bn",
+               "train.entity_entity_task": "true"}
+  if hard_negatives:
+    negatives = write_mined(tmp_path / "negatives", "negatives", [
+        schema.MentionWithNegatives(**{k: getattr(m, k) for k in schema.Mention.FIELDS},
+                                    negative_ids=("Q4",) if m.entity_id != "Q4" else ("Q3",))
+        for m in mentions])
+    overrides.update({"data.hard_negatives": negatives, "data.hard_negatives_per_mention": 1})
+  config = configs.from_dict(configs.apply_overrides(
+      {}, ",".join(f"{k}={v}" for k, v in overrides.items())))
+  return config, str(table), entities
+
+
+@pytest.mark.parametrize("hard_negatives", [False, True])
+def test_left_out_languages_never_reach_a_batch(tmp_path, tokenizer, hard_negatives):
+  from mel.training.inputs import TrainingInputs, entity_id_hash
+  config, table, entities = _leave_out_run(tmp_path, hard_negatives)
+  builder = input_layout.InputBuilder(tokenizer, 16, 4)
+  inputs = TrainingInputs(config, builder, table)
+  assert inputs.excluded == {"bn": 8}
+  seen, pairs = set(), set()
+  for batch in inputs.dataset().take(24):          # 96 mentions: each of the 16 kept ones
+    seen.update(batch["entity_ids"].numpy().tolist())
+    pairs.update(batch["pair_ids"].numpy().tolist())
+    assert ("negatives" in batch) == hard_negatives
+  hashes = lambda ids: set(entity_id_hash(tf.constant(ids)).numpy().tolist())  # noqa: E731
+  assert seen == hashes(entities["en"] + entities["uk"])
+  assert pairs == hashes(["Q1", "Q5"])              # pairs with a bn side are left out
+  # Nothing left out: the bn records are there (the filter above is not vacuous).
+  config.data.exclude_languages = []
+  everything = TrainingInputs(config, builder, table).dataset().take(24)
+  assert hashes(entities["bn"]) <= {i for b in everything for i in b["entity_ids"].numpy()}
+
+
+def test_leaving_out_an_unknown_or_every_language_is_an_error(tmp_path, tokenizer):
+  from mel.training.inputs import TrainingInputs
+  config, table, _ = _leave_out_run(tmp_path, False)
+  builder = input_layout.InputBuilder(tokenizer, 16, 4)
+  config.data.exclude_languages = ["bn", "xx"]
+  with pytest.raises(configs.ConfigError, match=r"\['xx'\] have no training mentions"):
+    TrainingInputs(config, builder, table)
+  config.data.exclude_languages = ["bn", "en", "uk"]
+  with pytest.raises(configs.ConfigError, match="leaves out every language"):
+    TrainingInputs(config, builder, table)

@@ -90,6 +90,21 @@ def load_mewsli9(root: str, context_chars: int = 256,
                    "queries": len(queries)}
 
 
+def only_languages(queries: Sequence[Query], dataset: dict,
+                   languages: Sequence[str]) -> Tuple[List[Query], dict]:
+  """The queries in `languages` (--languages); the dataset's facts say which were kept of how
+  many. ValueError when one of the languages has no query in the dataset."""
+  present = sorted({q.lang for q in queries})
+  missing = [lang for lang in languages if lang not in present]
+  if missing:
+    raise ValueError(f"--languages: {dataset['spec']} has no queries in {', '.join(missing)} "
+                     f"(it has {', '.join(present)})")
+  wanted = set(languages)
+  kept = [q for q in queries if q.lang in wanted]
+  return kept, {**dataset, "queries": len(kept), "language_filter": list(languages),
+                "queries_all_languages": len(queries)}
+
+
 def dataset_kind(spec: str) -> str:
   """"holdout" or "mewsli9" of a --dataset spec; ValueError naming the spec otherwise."""
   kind, _, path = spec.partition(":")

@@ -3,7 +3,7 @@
     mel evaluate --model_dir M [--index M/index] [--name F] [--model_dir M2 ...] \
         --dataset holdout:GLOB | mewsli9:DIR [--recall_at 1,10,100] [--mining_dir D] \
         [--bins counts|dataset] [--alias_table T | --no_alias_table] [--output DIR] \
-        [--context_chars 256] [--batch_size 256] [--no_progress]
+        [--languages bn,mr] [--context_chars 256] [--batch_size 256] [--no_progress]
 
 Each query (a mention in context with its gold entity) goes to every system: the dual encoders
 given (mention tower of the exported SavedModel, then the entity index) and the alias-table
@@ -26,6 +26,10 @@ held-out split, e.g. `out/mining/mentions/holdout-*.tfrecord.gz`); `mewsli9:DIR`
 Mewsli-9 directory (mentions whose span does not read as the mention are left out and counted;
 contexts are cut --context_chars each side, as mining cuts them). For Mewsli-9, `--bins dataset`
 uses the file's freq_bin column (the paper's training counts) instead of this mining run's.
+`--languages bn,mr` keeps only the queries in those languages, for every system (the
+leave-languages-out evaluation of a model trained with data.exclude_languages); the alias table
+is still built from all training anchors, and it ranks by a query's own language first, so a
+left-out language is answered from its own training anchors.
 
 Defaults from the first --model_dir (mel.model_dir): --index <model_dir>/index, --mining_dir its
 config's data.mining_dir, --output <model_dir>/eval/<dataset kind>. Outputs (mel.evaluation.
@@ -104,6 +108,10 @@ def run(args) -> dict:
   queries, dataset = datasets.load_dataset(args.dataset, args.context_chars, progress)
   if not queries:
     raise ValueError(f"{args.dataset}: no queries")
+  languages = flags.parse_languages(args.languages)
+  if languages:
+    queries, dataset = datasets.only_languages(queries, dataset, languages)
+  dataset["languages"] = sorted({q.lang for q in queries})
   counts, count_files = datasets.read_entity_counts(mining_dir)
   if args.bins == "dataset":
     if kind != "mewsli9":
@@ -151,6 +159,8 @@ def main(argv=None, prog: str = "mel evaluate") -> int:
   p.add_argument("--alias_table", default="",
                  help="a saved alias table (mel alias-table); default: built from --mining_dir")
   p.add_argument("--no_alias_table", action="store_true", help="skip the baseline")
+  flags.languages(p, help="only the dataset's queries in these languages, comma-separated "
+                  "codes, e.g. bn (a left-out language); default: all")
   flags.output(p, required=False, help="directory for the JSON, markdown and plots "
                "(default <first model_dir>/eval/<dataset kind>)")
   p.add_argument("--context_chars", type=int, default=256,
@@ -163,6 +173,7 @@ def main(argv=None, prog: str = "mel evaluate") -> int:
     p.error(f"--context_chars must be 0 or more, got {args.context_chars}")
   try:
     flags.parse_cutoffs(args.recall_at)
+    flags.parse_languages(args.languages)
   except ValueError as e:
     p.error(str(e))
   try:

@@ -33,8 +33,16 @@ def markdown_tables(report: dict) -> str:
   head = "| Bin | Queries | " + " | ".join(f"{n} R@{k}" for n in names for k in ks) + " |"
   rule = "|---|---:|" + "---:|" * (len(names) * len(ks))
   first = systems[names[0]]["results"]
-  lines = [f"Dataset: `{report['dataset']['spec']}` ({first['queries']:,} queries); bins by "
+  dataset = report["dataset"]
+  lines = [f"Dataset: `{dataset['spec']}` ({first['queries']:,} queries); bins by "
            f"{report['bins']['source']}", "", head, rule]
+  if dataset.get("language_filter"):
+    note = (f"Languages: only {', '.join(dataset['language_filter'])} (--languages; "
+            f"{first['queries']:,} of the dataset's {dataset['queries_all_languages']:,} queries).")
+    if any(s.get("kind") == "alias_table" for s in systems.values()):
+      note += (" The alias table ranks by P(e | string, language) from the query language's own "
+               "training anchors, else by P(e | string) pooled over all languages.")
+    lines[1:1] = ["", note]
   for b, label in enumerate(BIN_LABELS):
     lines.append(f"| {label} | {first['bins'][b]['queries']:,} | "
                  + cells(lambda r: r["bins"][b]) + " |")

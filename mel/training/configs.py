@@ -6,9 +6,11 @@ Unknown keys are errors, so a typo in a YAML file or an override never passes si
 """
 import argparse
 import dataclasses
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import yaml
+
+from mel.languages import LANGUAGE_CODE
 
 
 class ConfigError(ValueError):
@@ -59,6 +61,10 @@ class DataConfig:
   hard_negatives: str = ""        # glob of MentionWithNegatives records; "" = in-batch only
   hard_negatives_per_mention: int = 1
   shuffle_buffer: int = 10000
+  # Leave-languages-out: training drops these languages' mentions (hard-negative records too)
+  # and every entity pair with a description in one of them; the entity table keeps all
+  # entities. A YAML list, or "bn+mr" (--params_override takes no comma inside a value).
+  exclude_languages: List[str] = dataclasses.field(default_factory=list)
 
 
 # train.mixed_precision -> the tf_keras policy the towers are built under ("auto" is resolved
@@ -152,6 +158,9 @@ class ExperimentConfig:
         raise ConfigError(f"data.{name} must be at least 2 (in-batch negatives)")
     if self.data.hard_negatives_per_mention < 0:
       raise ConfigError("data.hard_negatives_per_mention must be >= 0")
+    bad = [c for c in self.data.exclude_languages if not LANGUAGE_CODE.match(c)]
+    if bad:
+      raise ConfigError(f"data.exclude_languages: not language codes (lower case, e.g. bn): {bad}")
     if self.train.steps < 0 or self.train.steps_per_loop < 1:
       raise ConfigError("train.steps must be >= 0 and train.steps_per_loop >= 1")
     if self.train.steps == 0 and not self.train.init_checkpoint:
@@ -198,6 +207,8 @@ def _from_dict(cls, values: dict, prefix: str):
 def _coerce(value: Any, default: Any, name: str):
   """Converts YAML/override values to the type of the field's default."""
   kind = type(default)
+  if kind is list:
+    return _string_list(value, name)
   if kind is bool:
     if isinstance(value, str):
       if value.lower() in ("true", "1", "yes"):
@@ -215,6 +226,20 @@ def _coerce(value: Any, default: Any, name: str):
     raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}") from None
 
 
+def _string_list(value: Any, name: str) -> List[str]:
+  """A YAML list of strings, or one string of '+'-separated items ("bn+mr"); order kept."""
+  if value is None or value == "":
+    return []
+  items = value.split("+") if isinstance(value, str) else value
+  if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+    raise ConfigError(f"{name} must be a list of strings or 'a+b', got {value!r} (YAML reads "
+                      "no/yes/on/off unquoted as booleans: quote them)")
+  items = [x.strip() for x in items]
+  if not all(items):
+    raise ConfigError(f"{name} holds an empty item: {value!r}")
+  return list(dict.fromkeys(items))
+
+
 def apply_overrides(values: dict, overrides: Optional[str]) -> dict:
   """Applies 'a.b=v,c.d=w' (tf-models --params_override style) to a nested dict."""
   if not overrides:
@@ -224,7 +249,7 @@ def apply_overrides(values: dict, overrides: Optional[str]) -> dict:
     if not item:
       continue
     if "=" not in item:
-      raise ConfigError(f"override {item!r} is not key=value")
+      raise ConfigError(f"override {item!r} is not key=value (list items are joined by '+')")
     key, value = item.split("=", 1)
     parts = key.strip().split(".")
     node = values

@@ -10,7 +10,13 @@ A batch (per replica, B mentions, K hard negatives each, P entity pairs):
   entity_ids: int32 [B], a hash of the gold entity id (accidental-hit masking)
   negatives, negative_ids [B*K], negative_mask bool [B*K]   (with hard negatives)
   pairs_a, pairs_b: input dict int32 [P, L], pair_ids int32 [P]   (entity-entity task)
+
+data.exclude_languages (leave-languages-out): mentions (or hard-negative records) in those
+languages and entity pairs with either description in one of them are filtered out of the
+record stream before the shuffle; the entity table, and so the index, keeps every entity.
 """
+import json
+import os
 from typing import Optional
 
 import tensorflow as tf
@@ -37,8 +43,11 @@ def _files(pattern: str, what: str):
   return files
 
 
-def _records(files, input_context, seed: int, shuffle_buffer: int):
-  """Serialized examples from gzip TFRecord shards, sharded per input pipeline, shuffled."""
+def _records(files, input_context, seed: int, shuffle_buffer: int, keep=None):
+  """Serialized examples from gzip TFRecord shards, sharded per input pipeline, shuffled.
+
+  keep: a predicate on a serialized example, applied before the shuffle (left-out languages).
+  """
   ds = tf.data.Dataset.from_tensor_slices(files)
   if input_context and input_context.num_input_pipelines > 1:
     if len(files) >= input_context.num_input_pipelines:
@@ -47,7 +56,44 @@ def _records(files, input_context, seed: int, shuffle_buffer: int):
   ds = ds.interleave(lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
                      cycle_length=min(len(files), 8), num_parallel_calls=tf.data.AUTOTUNE,
                      deterministic=True)
+  if keep is not None:
+    ds = ds.filter(keep)
   return ds.shuffle(shuffle_buffer, seed=seed)
+
+
+def _language_filter(excluded, fields):
+  """A keep predicate: False when any of the language fields is an excluded language; None
+  when nothing is excluded."""
+  if not excluded:
+    return None
+  spec = {name: tf.io.FixedLenFeature([], tf.string, default_value="") for name in fields}
+  excluded = tf.constant(list(excluded), tf.string)
+
+  def keep(serialized):
+    example = tf.io.parse_single_example(serialized, spec)
+    langs = tf.stack([example[name] for name in fields])
+    return tf.logical_not(tf.reduce_any(tf.equal(langs[:, None], excluded[None, :])))
+  return keep
+
+
+def excluded_mentions(config: configs.ExperimentConfig) -> dict:
+  """{left-out language: its training mentions} from the mining run's language totals (None
+  per language when the file is missing); ConfigError for a language the run does not hold or
+  for leaving out all of them."""
+  excluded = config.data.exclude_languages
+  path = os.path.join(config.data.mining_dir, records.LANGUAGE_TOTALS)
+  if not excluded or not tf.io.gfile.exists(path):
+    return {lang: None for lang in excluded}
+  with tf.io.gfile.GFile(path, "r") as f:
+    totals = json.load(f)
+  unknown = [lang for lang in excluded if lang not in totals]
+  if unknown:
+    raise configs.ConfigError(f"data.exclude_languages: {unknown} have no training mentions in "
+                              f"{config.data.mining_dir} (it has {sorted(totals)})")
+  if not set(totals) - set(excluded):
+    raise configs.ConfigError(f"data.exclude_languages leaves out every language of "
+                              f"{config.data.mining_dir}: nothing to train on")
+  return {lang: int(totals[lang]) for lang in excluded}
 
 
 class TrainingInputs:
@@ -65,6 +111,8 @@ class TrainingInputs:
     else:
       self.mention_files = _files(records.pattern(config.data.mining_dir,
                                                   records.MENTIONS_TRAIN), "training mention")
+    # Checked here, so a typo fails before training starts; train_summary.json records it.
+    self.excluded = excluded_mentions(config)
     self.pair_files = None
     if config.train.entity_entity_task:
       self.pair_files = _files(records.pattern(config.data.mining_dir, records.ENTITY_PAIRS),
@@ -114,7 +162,8 @@ class TrainingInputs:
         out["negative_mask"] = rows.lookup(negative_ids) >= 0
       return out
 
-    ds = _records(self.mention_files, input_context, seed, self.config.data.shuffle_buffer)
+    ds = _records(self.mention_files, input_context, seed, self.config.data.shuffle_buffer,
+                  _language_filter(self.excluded, ["lang"]))
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).filter(known)
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE)
@@ -128,7 +177,8 @@ class TrainingInputs:
               "pairs_b": self.builder.entities(batch["text_b"]),
               "pair_ids": entity_id_hash(batch["entity_id"])}
 
-    ds = _records(self.pair_files, input_context, seed + 1, self.config.data.shuffle_buffer)
+    ds = _records(self.pair_files, input_context, seed + 1, self.config.data.shuffle_buffer,
+                  _language_filter(self.excluded, ["lang_a", "lang_b"]))
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(lambda s: tf.io.parse_example(s, spec), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE)

@@ -12,7 +12,7 @@ strategy. The model dir (paths: mel.model_dir) holds everything a later stage ne
   checkpoints/       ckpt-<step>; training resumes from the latest one automatically
   train/             TensorBoard summaries: losses per task, in-batch accuracy, lr, examples/s
   export/            SavedModels of both towers taking raw strings (mel.training.export)
-  train_summary.json written last: steps, time, final losses
+  train_summary.json written last: steps, time, final losses (and data.exclude_languages)
 """
 import contextlib
 import json
@@ -324,6 +324,10 @@ def train(config: configs.ExperimentConfig, model_dir: str,
         + (f", entity-entity batch {global_pairs}" if config.train.entity_entity_task else "")
         + (f", {config.data.hard_negatives_per_mention} hard negatives per mention"
            if inputs.with_negatives else ""))
+    if inputs.excluded:
+      log("left out of training (data.exclude_languages; their entities stay in the table): "
+          + ", ".join(lang if n is None else f"{lang} ({n:,} training mentions)"
+                      for lang, n in inputs.excluded.items()))
     last_time = time.time()
     while step < total_steps:
       n = min(config.train.steps_per_loop, total_steps - step)
@@ -367,6 +371,8 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   summary = {"model_dir": model_dir, "kind": config.model.kind, "step": step,
              "steps_this_run": trained, "seconds_this_run": round(time.time() - started, 1),
              "checkpoint": manager.latest_checkpoint, "final_metrics": metrics}
+  if config.data.exclude_languages:
+    summary["exclude_languages"] = list(config.data.exclude_languages)
   if config.train.export:
     if export.exported_step(paths) != step:
       serving = model if precision == "float32" else float32_copy(config, model, num_entities)
