@@ -29,6 +29,7 @@ The machine may be shared: /proc/stat is read around every timed section and the
 processes used meanwhile are printed ("other").
 """
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -76,7 +77,7 @@ def build_base_model(model_dir: str, demo_dir: str) -> None:
   tokenizer = tokenization.Tokenizer(tokens)
   builder = InputBuilder(tokenizer, SEQ, 16)
   tf.random.set_seed(0)
-  tower = TextTower.from_encoder_config(base_encoder_config(), BASE_DIM, name="mention_tower")
+  tower = TextTower(dataclasses.asdict(base_encoder_config()), BASE_DIM, name="mention_tower")
   seq = tf.zeros([1, 8], tf.int32)
   tower({"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq})
   os.makedirs(model.export, exist_ok=True)

@@ -4,6 +4,7 @@ The tests write a tiny checkpoint with the variable names of the multi_cased_L-1
 release (3 layers, hidden 16) and load its first 2 layers, the way the real 12-layer mBERT
 gives its first 4.
 """
+import dataclasses
 import json
 import os
 
@@ -76,7 +77,7 @@ def _tower(num_layers=2, vocab=VOCAB, hidden=HIDDEN):
                                  num_attention_heads=HEADS, intermediate_size=INTER,
                                  max_position_embeddings=16)
   tf_keras.utils.set_random_seed(0)   # the weights no checkpoint overwrites (projection)
-  tower = TextTower.from_encoder_config(config, 8, name="mention_tower")
+  tower = TextTower(dataclasses.asdict(config), 8, name="mention_tower")
   seq = tf.zeros([1, 4], tf.int32)
   tower({"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq})
   return tower

@@ -109,6 +109,9 @@ class TrainConfig:
   export: bool = True             # write SavedModels of both towers at the end
   mixed_precision: str = "auto"   # "float32", "bfloat16" or "auto" (see the docstring)
   deterministic: bool = False     # deterministic ops (see the class docstring)
+  freeze_word_embeddings: bool = False   # keep the text towers' word embeddings as initialised
+                                         # (e5: 250k x 384 per tower; AdamW would update all of
+                                         # it densely at every step)
 
 
 @dataclasses.dataclass

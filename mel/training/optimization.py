@@ -34,7 +34,8 @@ class WarmupLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
 
 def create_optimizer(config: configs.TrainConfig) -> tf_keras.optimizers.Optimizer:
   """AdamW over the schedule; LayerNorm weights and biases take no weight decay (as BERT)."""
-  schedule = WarmupLinearDecay(config.learning_rate, config.steps,
+  # max(steps, 1): a run of train.steps 0 (exporting the initial towers) builds it too.
+  schedule = WarmupLinearDecay(config.learning_rate, max(config.steps, 1),
                                int(config.steps * config.warmup_fraction))
   optimizer = tf_keras.optimizers.AdamW(
       learning_rate=schedule, weight_decay=config.weight_decay, beta_1=0.9, beta_2=0.999,

@@ -231,6 +231,10 @@ def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strate
   precision = resolve_precision(config.train.mixed_precision, strategy)
   with strategy.scope(), precision_policy(precision):
     model = build_dual_encoder(config.model, num_entities=num_entities)
+    if config.train.freeze_word_embeddings:
+      for tower in (model.mention_tower, model.entity_tower):
+        if hasattr(tower, "encoder"):
+          tower.encoder.get_embedding_layer().trainable = False
     optimizer = optimization.create_optimizer(config.train)
     optimizer.build(model.trainable_variables)
   return model, optimizer
