@@ -218,6 +218,15 @@ def seed_everything(train_config: configs.TrainConfig) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def _freeze(model, train_config: configs.TrainConfig) -> None:
+  """train.freeze_word_embeddings. Keras orders weights trainable first, so a model and its
+  float32 copy must freeze the same layers for get_weights / set_weights to line up."""
+  if train_config.freeze_word_embeddings:
+    for tower in (model.mention_tower, model.entity_tower):
+      if hasattr(tower, "encoder"):
+        tower.encoder.get_embedding_layer().trainable = False
+
+
 def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strategy,
                 num_entities: Optional[int] = None, seed: bool = True):
   """The seeded dual encoder in train.mixed_precision and its optimizer (built), under strategy.
@@ -231,10 +240,7 @@ def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strate
   precision = resolve_precision(config.train.mixed_precision, strategy)
   with strategy.scope(), precision_policy(precision):
     model = build_dual_encoder(config.model, num_entities=num_entities)
-    if config.train.freeze_word_embeddings:
-      for tower in (model.mention_tower, model.entity_tower):
-        if hasattr(tower, "encoder"):
-          tower.encoder.get_embedding_layer().trainable = False
+    _freeze(model, config.train)
     optimizer = optimization.create_optimizer(config.train)
     optimizer.build(model.trainable_variables)
   return model, optimizer
@@ -245,6 +251,7 @@ def float32_copy(config: configs.ExperimentConfig, model, num_entities: Optional
   every precision): what the export serves."""
   with precision_policy("float32"):
     copy = build_dual_encoder(config.model, num_entities=num_entities)
+  _freeze(copy, config.train)
   copy.set_weights(model.get_weights())
   return copy
 
