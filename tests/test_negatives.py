@@ -197,3 +197,22 @@ def test_negatives_flags_are_checked(capsys):
   with pytest.raises(SystemExit) as e:
     mining.main(["--model_dir", "M", "--output", "N", "--k", "5"])
   assert e.value.code == 2   # renamed: --top_k
+
+
+def test_max_mentions_mines_a_seeded_sample(fake_round, tmp_path, capsys):
+  model_dir, _, _ = fake_round
+  output = tmp_path / "negatives"
+  args = ["--model_dir", str(model_dir), "--output", str(output), "--top_k", "2",
+          "--num_shards", "1", "--no_progress", "--max_mentions", "3"]
+  assert mining.main(args) == 0
+  assert "3 mentions (a sample of 8)" in capsys.readouterr().err
+  summary = json.loads((output / "summary.json").read_text())
+  assert (summary["mentions"], summary["mentions_read"]) == (3, 8)
+  assert summary["inputs"]["max_mentions"] == 3
+  mined = list(records.read_records(schema.MentionWithNegatives,
+                                    str(output / "negatives-*.tfrecord.gz")))
+  first = mining.visiting_order([fake_mention(i, "Q0").mention_id for i in range(8)], 0)[:3]
+  assert sorted(m.mention_id for m in mined) == sorted(
+      fake_mention(i, "Q0").mention_id for i in first)
+  with pytest.raises(SystemExit):
+    mining.main(args[:-1] + ["-1"])

@@ -33,8 +33,8 @@ def test_plan_chains_the_rounds(tmp_path):
   # negatives.
   assert args[7]["--model_dir"] == f"{work}/round1" and "--index" not in args[7]
   assert args[7]["--output"] == f"{work}/negatives_round2" and args[7]["--top_k"] == "30"
-  assert (args[7]["--mining_dir"], args[7]["--ratio"], args[7]["--max_per_mention"]) == (
-      "M", "10", "10")
+  assert (args[7]["--mining_dir"], args[7]["--ratio"], args[7]["--max_per_mention"],
+          args[7]["--max_mentions"]) == ("M", "10", "10", "0")
   assert args[8]["--model_dir"] == f"{work}/round2"
   assert args[8]["--params_override"] == (
       f"data.mining_dir=M,train.steps=50,train.init_from_model_dir={work}/round1,"

@@ -2,6 +2,7 @@
 
     mel negatives --model_dir M --output N [--index I (default M/index)] [--mining_dir D]
                   [--top_k 100] [--ratio 10] [--max_per_mention 10] [--seed 0]
+                  [--max_mentions 0]
                   [--batch_size 256] [--num_shards 4] [--overwrite] [--no_progress]
 
 Encodes the training mentions with the model's exported mention tower, retrieves the top k
@@ -109,11 +110,14 @@ def _write_shards(output: str, mentions, negatives, order: Sequence[int],
 
 def mine_negatives(model_dir: str, output: str, *, index_path: str = "", mining_dir: str = "",
                    top_k: int = 100, ratio: int = 10, max_per_mention: int = 10, seed: int = 0,
-                   batch_size: int = 256, num_shards: int = 4, overwrite: bool = False,
+                   max_mentions: int = 0, batch_size: int = 256, num_shards: int = 4,
+                   overwrite: bool = False,
                    progress: bool = True) -> dict:
   """Runs one mining round; returns the summary (also written to <output>/summary.json).
 
   index_path defaults to model_dir/index, mining_dir to the model's config's data.mining_dir.
+  max_mentions > 0 mines only that many training mentions, the first ones in the seeded
+  visiting order (a uniform sample); the next round then trains on those only.
   """
   from mel import retrieval
   started = time.time()
@@ -123,6 +127,8 @@ def mine_negatives(model_dir: str, output: str, *, index_path: str = "", mining_
   inputs = {"model_dir": os.path.abspath(model_dir), "model_step": directory.export_step(),
             "index": os.path.abspath(index_path), "mining_dir": mining_dir, "top_k": top_k,
             "ratio": ratio, "max_per_mention": max_per_mention, "seed": seed}
+  if max_mentions:
+    inputs["max_mentions"] = max_mentions
   summary_path = os.path.join(output, SUMMARY)
   if not overwrite and os.path.exists(summary_path):
     with open(summary_path, encoding="utf-8") as f:
@@ -132,6 +138,10 @@ def mine_negatives(model_dir: str, output: str, *, index_path: str = "", mining_
             "it again)", file=sys.stderr)
       return previous
   mentions = list(records.read_output(mining_dir, records.MENTIONS_TRAIN))
+  mentions_read = len(mentions)
+  if max_mentions and max_mentions < len(mentions):
+    sample = visiting_order([m.mention_id for m in mentions], seed)[:max_mentions]
+    mentions = [mentions[i] for i in sorted(sample)]
   positives = {e.entity_id: e.mention_count
                for e in records.read_output(mining_dir, records.ENTITIES)}
   index = retrieval.load_index(index_path)
@@ -157,6 +167,7 @@ def mine_negatives(model_dir: str, output: str, *, index_path: str = "", mining_
   summary = {
       "inputs": inputs, "output": output, "files": [os.path.basename(p) for p in paths],
       "mentions": len(mentions),
+      "mentions_read": mentions_read,
       "mentions_with_negatives": sum(1 for n in counts if n),
       "negatives": int(sum(counts)),
       "negatives_per_mention": {"mean": float(np.mean(counts)) if counts else 0.0,
@@ -189,6 +200,9 @@ def main(argv=None, prog: str = "mel negatives") -> int:
   parser.add_argument("--max_per_mention", type=int, default=10,
                       help="negatives kept per mention (default 10)")
   parser.add_argument("--seed", type=int, default=0, help="seed of the visiting order")
+  parser.add_argument("--max_mentions", type=int, default=0,
+                      help="mine only this many training mentions, a seeded sample (default 0: "
+                      "all); the next round trains on those")
   flags.batch_size(parser)
   parser.add_argument("--num_shards", type=int, default=4, help="output files (default 4)")
   flags.overwrite(parser, help="mine again even when --output holds this round")
@@ -196,16 +210,21 @@ def main(argv=None, prog: str = "mel negatives") -> int:
   args = parser.parse_args(argv)
   flags.require_positive(parser, args, "top_k", "ratio", "max_per_mention", "batch_size",
                          "num_shards")
+  if args.max_mentions < 0:
+    parser.error("--max_mentions must be >= 0 (0: all)")
   try:
     summary = mine_negatives(
         args.model_dir, args.output, index_path=args.index, mining_dir=args.mining_dir,
         top_k=args.top_k, ratio=args.ratio, max_per_mention=args.max_per_mention,
-        seed=args.seed, batch_size=args.batch_size, num_shards=args.num_shards,
+        seed=args.seed, max_mentions=args.max_mentions, batch_size=args.batch_size, num_shards=args.num_shards,
         overwrite=args.overwrite, progress=not args.no_progress)
   except (FileNotFoundError, ValueError) as e:
     print(f"[mel negatives] error: {e}", file=sys.stderr)
     return 1
-  print(f"[mel negatives] {summary['mentions']} mentions, {summary['negatives']} "
+  print(f"[mel negatives] {summary['mentions']} mentions"
+        + (f" (a sample of {summary.get('mentions_read')})"
+           if summary.get("mentions_read", summary["mentions"]) != summary["mentions"] else "")
+        + f", {summary['negatives']} "
         f"negatives ({summary['negatives_per_mention']['mean']:.2f} per mention; "
         f"{summary['mentions_with_negatives']} mentions have some); gold in top {args.top_k}: "
         f"{summary['recall_at_k']:.3f}; {summary['candidates_skipped_by_budget']} candidates "

@@ -109,6 +109,10 @@ class TrainConfig:
   export: bool = True             # write SavedModels of both towers at the end
   mixed_precision: str = "auto"   # "float32", "bfloat16" or "auto" (see the docstring)
   deterministic: bool = False     # deterministic ops (see the class docstring)
+  entity_table_from_descriptions: bool = False   # Model E: each entity's row starts as the
+                                         # pretrained text tower's encoding of its description
+                                         # (needs train.init_checkpoint; rows are the space the
+                                         # mention tower starts in)
   freeze_word_embeddings: bool = False   # keep the text towers' word embeddings as initialised
                                          # (e5: 250k x 384 per tower; AdamW would update all of
                                          # it densely at every step)
@@ -124,6 +128,8 @@ class RoundsConfig:
   max_per_mention: int = 10       # negatives kept per mention (training reads
                                   # data.hard_negatives_per_mention of them)
   index_kind: str = "scann"       # index used for mining: scann or brute_force
+  max_mentions: int = 0           # training mentions mined per round, a seeded sample (0: all);
+                                  # the round trains on those
 
 
 @dataclasses.dataclass
@@ -183,6 +189,13 @@ class ExperimentConfig:
     if min(rounds.steps, rounds.top_k, rounds.ratio, rounds.max_per_mention) < 1:
       raise ConfigError("rounds.steps, rounds.top_k, rounds.ratio and rounds.max_per_mention must "
                         "be >= 1")
+    if self.train.entity_table_from_descriptions and (
+        self.model.kind != "E" or not self.train.init_checkpoint or self.model.projection):
+      raise ConfigError("train.entity_table_from_descriptions needs model.kind E, "
+                        "train.init_checkpoint (the pretrained tower that encodes them) and "
+                        "model.projection false (rows in the pretrained tower's own space)")
+    if rounds.max_mentions < 0:
+      raise ConfigError("rounds.max_mentions must be >= 0 (0: all)")
     if rounds.index_kind not in ("scann", "brute_force"):
       raise ConfigError(f"rounds.index_kind must be scann or brute_force, got "
                         f"{rounds.index_kind!r}")

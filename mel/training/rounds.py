@@ -91,7 +91,8 @@ def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
                       "--output", negatives_dir(work_dir, r),
                       "--mining_dir", config.data.mining_dir, "--top_k", str(rounds.top_k),
                       "--ratio", str(rounds.ratio),
-                      "--max_per_mention", str(rounds.max_per_mention)]))
+                      "--max_per_mention", str(rounds.max_per_mention),
+                      "--max_mentions", str(rounds.max_mentions)]))
     train_args = ["--config", config_path, "--model_dir", round_dir(work_dir, r)]
     overrides = round_overrides(work_dir, r, config, user_overrides)
     if overrides:

@@ -27,6 +27,7 @@ import tf_keras
 from mel import entity_table, flags
 from mel.model_dir import ModelDir
 from mel.modeling.dual_encoder import build_dual_encoder
+from mel.modeling.text_tower import TextTower
 from mel.training import bert_init, configs, e5_init, e5_tokenization, export, optimization
 from mel.training import tokenization
 from mel.training.input_layout import InputBuilder
@@ -146,7 +147,26 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   return config, tokenizer
 
 
-def _initialize(model, config: configs.ExperimentConfig) -> str:
+def describe_entities(config: configs.ExperimentConfig, builder: InputBuilder,
+                      entities_path: str, batch_size: int = 128):
+  """float32 [entities, D]: a pretrained text tower's encoding of every entity's text (rows of
+  the entity table), for train.entity_table_from_descriptions."""
+  import numpy as np
+  with precision_policy("float32"):
+    tower = TextTower.from_model_config(config.model, name="description_tower")
+    tower(builder.entities(tf.constant(["."])))
+  if e5_init.is_e5_source(config.train.init_checkpoint):
+    e5_init.initialize_from_e5(tower.encoder, config.train.init_checkpoint)
+  else:
+    bert_init.initialize_from_checkpoint(tower.encoder, config.train.init_checkpoint)
+  encode = tf.function(lambda texts: tower(builder.entities(texts)))
+  texts = [text for _, text in entity_table.read(entities_path)]
+  return np.concatenate([encode(tf.constant(texts[i:i + batch_size])).numpy()
+                         for i in range(0, len(texts), batch_size)])
+
+
+def _initialize(model, config: configs.ExperimentConfig, builder: InputBuilder,
+                entities_path: str) -> str:
   """Pretrained weights for a fresh run; returns what was loaded."""
   if config.train.init_from_model_dir:
     source = ModelDir(config.train.init_from_model_dir).checkpoints
@@ -167,8 +187,15 @@ def _initialize(model, config: configs.ExperimentConfig) -> str:
       else:
         report = bert_init.initialize_from_checkpoint(tower.encoder,
                                                       config.train.init_checkpoint)
-    return (f"{report['layers']} of {report['checkpoint_layers']} layers of "
-            f"{config.train.init_checkpoint} (token types {report['token_types']})")
+    loaded = (f"{report['layers']} of {report['checkpoint_layers']} layers of "
+               f"{config.train.init_checkpoint} (token types {report['token_types']})")
+    if config.train.entity_table_from_descriptions:
+      started = time.time()
+      model.entity_tower.table.embeddings.assign(
+          describe_entities(config, builder, entities_path))
+      loaded += (f"; entity table rows from their descriptions "
+                 f"({time.time() - started:.0f} s)")
+    return loaded
   return "random initialisation"
 
 
@@ -317,7 +344,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     log(f"resumed from {manager.latest_checkpoint} at step {int(optimizer.iterations)}")
   else:
-    log(f"initialised from {_initialize(model, config)}")
+    log(f"initialised from {_initialize(model, config, builder, paths.entities)}")
 
   step = int(optimizer.iterations)
   total_steps = config.train.steps
