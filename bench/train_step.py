@@ -1,16 +1,26 @@
 """Benchmark: dual-encoder training throughput on this CPU against its matmul FLOP rate.
 
-  python bench/train_step.py [--configs a,b] [--variants base,frozen_emb,dense_grad,xla,bf16,inter1]
+  python bench/train_step.py [--configs a,b,e5] [--variants base,frozen_emb,dense_grad,xla,bf16,inter1]
       [--seconds 20] [--batch_size 64] [--repeat 1] [--max_other 0.25] [--json PATH]
 
 Configurations (batch 64, sequence 64, mention-entity task only, no hard negatives):
   a  the demo model (configs/demo_cpu.yaml, model section), vocab 7,800 (the demo vocab's size);
   b  the paper's towers: 4-layer mBERT-base shape (hidden 768, 12 heads, intermediate 3072),
-     vocab 119,547, embedding_dim 300, dropout 0.1 (EncoderConfig's defaults).
+     vocab 119,547, embedding_dim 300, dropout 0.1 (EncoderConfig's defaults);
+  e5 multilingual-e5-small's towers (configs/demo_e5.yaml, model section): 12 layers, hidden 384,
+     12 heads, intermediate 1536, exact GELU, vocab 250,004 (250,002 SentencePiece pieces and
+     the two mention markers), mean pooling over the real pieces, no projection (embedding_dim
+     384), dropout 0.1; random weights (the bench measures speed, not the e5 initialisation).
+     Its word embeddings are 2 x 96M of its 2 x 117M parameters: with AdamW's two moments the
+     tables alone hold ~2.3 GB of float32 (peak RSS is in the table). The demo trains it at
+     batch 32 (--batch_size 32); the default here is the other configs' 64.
 Variants (none changes the model's math):
   base        mel.training.train.build_train_loop as it is, float32;
-  frozen_emb  diagnostic only: both word-embedding tables left out of the trainable set, so
-              their gradient and AdamW update are not computed (not a way to train);
+  frozen_emb  train.freeze_word_embeddings: true (a real training option since the e5 towers,
+              set through the config, as `mel train` runs it): both word-embedding tables
+              are left out of the trainable set, so their gradient, AdamW update and AdamW
+              moments do not exist (the FLOP count is the same; the word embeddings are no
+              matmul);
   dense_grad  the word-embedding gradients (IndexedSlices) made dense before AdamW, so AdamW
               takes its dense path (same update; no scatters, so no copy-on-read of the tables);
   xla         model.task_losses compiled with jit_compile=True (forward and its gradient;
@@ -28,11 +38,14 @@ repeated tf.data dataset through the default strategy, compiles and warms up, ti
 train_loop calls for >= --seconds, then measures the matmul again (best of all runs counts).
 
 FLOPs are counted analytically: forward matmul FLOPs (2 per multiply-add) of one tower on one
-64-token sequence (QKV, attention scores and context, output projection, FFN; the last layer
+64-token sequence (QKV, attention scores and context, output projection, FFN), the one-hot
+token-type matmul and the final Dense (projection). With [CLS] pooling (a, b) the last layer
 has output_range=2, so it projects K and V for every position but Q, scores, context, output
-projection and FFN only for the first two positions), the one-hot token-type matmul and the final Dense; a pair
-is one mention and one entity sequence plus its share of the [B, B] logits matmul; a training
-step counts 3x the forward.
+projection and FFN only for the first two positions. With mean pooling (e5) the last layer
+computes every position like the others (the pooling reads them all) and there is no Dense
+(no projection); the masked mean itself is elementwise and not counted. A pair is one mention
+and one entity sequence plus its share of the [B, B] logits matmul; a training step counts 3x
+the forward. At batch 64: a 0.194, b 17.59, e5 16.76 GFLOP per pair.
 
 Other processes on the machine halve these figures when they take a core, so /proc/stat is
 read around every train_loop call: calls during which other processes used more than
@@ -53,14 +66,16 @@ sys.path.insert(0, str(ROOT))
 
 VOCAB_A = 7800       # out/vocab.txt of the demo chain
 VOCAB_B = 119547     # mBERT's vocab.txt
+VOCAB_E5 = 250004    # e5's 250,002 SentencePiece pieces + [E], [/E]
 SEQ = 64
-STEPS_PER_LOOP = {"a": 20, "b": 1}
-WARMUP_CALLS = {"a": 3, "b": 1}
+CONFIGS = ("a", "b", "e5")
+STEPS_PER_LOOP = {"a": 20, "b": 1, "e5": 1}
+WARMUP_CALLS = {"a": 3, "b": 1, "e5": 1}
 VARIANTS = ("base", "frozen_emb", "dense_grad", "xla", "bf16", "inter1")
 
 
 def model_config(name: str):
-  """The ModelConfig of configuration a or b."""
+  """The ModelConfig of configuration a, b or e5."""
   from mel.training import configs
   if name == "a":
     model = configs.load(str(ROOT / "configs/demo_cpu.yaml")).model
@@ -70,24 +85,41 @@ def model_config(name: str):
     return configs.ModelConfig(kind="F", embedding_dim=300, encoder=configs.EncoderConfig(
         vocab_size=VOCAB_B, hidden_size=768, num_layers=4, num_attention_heads=12,
         intermediate_size=3072))
-  raise ValueError(f"unknown config {name!r} (a or b)")
+  if name == "e5":
+    model = configs.load(str(ROOT / "configs/demo_e5.yaml")).model
+    model.encoder.vocab_size = VOCAB_E5
+    return model
+  raise ValueError(f"unknown config {name!r} (a, b or e5)")
 
 
-def tower_flops(enc, seq: int, dim: int) -> int:
-  """Forward matmul FLOPs of one text tower on one sequence."""
+def tower_flops(enc, seq: int, dim: int, pooling: str = "cls", projection: bool = True) -> int:
+  """Forward matmul FLOPs of one text tower on one sequence.
+
+  pooling "cls": the last layer has output_range=2; "mean": it computes every position.
+  projection: the final Dense(hidden -> dim); without it there is none.
+  """
   h, inner = enc.hidden_size, enc.intermediate_size
   full = 2 * seq * (4 * h * h + 2 * h * inner) + 2 * 2 * seq * seq * h
-  # output_range=2 (mel/modeling/text_tower.py): K, V for all positions; Q, scores, context,
-  # output projection and FFN for the first two positions only.
-  q = 2
-  last = 2 * 2 * seq * h * h + 2 * 2 * q * h * h + 2 * 2 * q * seq * h + 2 * 2 * q * h * inner
+  if pooling == "mean":
+    last = full
+  else:
+    # output_range=2 (mel/modeling/text_tower.py): K, V for all positions; Q, scores, context,
+    # output projection and FFN for the first two positions only.
+    q = 2
+    last = 2 * 2 * seq * h * h + 2 * 2 * q * h * h + 2 * 2 * q * seq * h + 2 * 2 * q * h * inner
   type_one_hot = 2 * seq * enc.type_vocab_size * h
-  return (enc.num_layers - 1) * full + last + type_one_hot + 2 * h * dim
+  dense = 2 * h * dim if projection else 0
+  return (enc.num_layers - 1) * full + last + type_one_hot + dense
+
+
+def model_tower_flops(model, seq: int = SEQ) -> int:
+  """tower_flops of a ModelConfig (its pooling and projection)."""
+  return tower_flops(model.encoder, seq, model.embedding_dim, model.pooling, model.projection)
 
 
 def pair_flops(model, batch: int, seq: int = SEQ) -> int:
   """Training FLOPs per mention-entity pair (3x the forward)."""
-  forward = 2 * tower_flops(model.encoder, seq, model.embedding_dim)
+  forward = 2 * model_tower_flops(model, seq)
   forward += 2 * batch * model.embedding_dim   # this pair's row of the [B, B] logits
   return 3 * forward
 
@@ -139,14 +171,10 @@ def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_pe
 
   config = configs.ExperimentConfig(model=model_cfg, train=configs.TrainConfig(
       steps=1_000_000, learning_rate=1e-4, entity_entity_task=False, seed=1,
-      mixed_precision="bfloat16" if variant == "bf16" else "float32"))
+      mixed_precision="bfloat16" if variant == "bf16" else "float32",
+      freeze_word_embeddings=variant == "frozen_emb"))
   strategy = tf.distribute.get_strategy()
   model, optimizer = train.build_model(config, strategy)
-  if variant == "frozen_emb":
-    # Left out of trainable_variables, so the loop computes no gradient and no update for them
-    # (their AdamW slots exist but stay unused).
-    for tower in (model.mention_tower, model.entity_tower):
-      tower.encoder.get_embedding_layer().trainable = False
   if variant == "xla":
     model.task_losses = tf.function(model.task_losses, jit_compile=True)
   if variant == "dense_grad":
@@ -282,7 +310,8 @@ def run_child(name: str, variant: str, args):
     print(f"  {name}/{variant}: process exited {proc.returncode} after its figures: "
           f"{proc.stderr.strip().splitlines()[-1:]}", flush=True)
   print(f"  {name}/{variant}: {row['pairs_per_s']:.1f} pairs/s, {row['gflops']:.1f} GFLOPS, "
-        f"matmul {row['matmul_gflops']:.0f}, ratio {row['ratio']:.2f}; "
+        f"matmul {row['matmul_gflops']:.0f}, ratio {row['ratio']:.2f}, "
+        f"peak RSS {row['peak_rss_gb']:.2f} GB; "
         f"{row['seconds'] if row['quiet'] else 0:.0f} s quiet, other processes "
         f"{row['other_cores_used']:.2f} cores ({time.perf_counter() - started:.0f} s)", flush=True)
   return row
@@ -290,13 +319,14 @@ def run_child(name: str, variant: str, args):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--configs", default="a,b", help="comma-separated: a (demo), b (mBERT-base)")
+  parser.add_argument("--configs", default="a,b",
+                      help="comma-separated: a (demo), b (mBERT-base), e5 (multilingual-e5-small)")
   parser.add_argument("--variants", default=",".join(VARIANTS),
                       help=f"comma-separated, from {','.join(VARIANTS)}")
   parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per row (min)")
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--steps_per_loop", type=int, default=0,
-                      help="steps per train_loop call; 0: 20 for a, 1 for b")
+                      help="steps per train_loop call; 0: 20 for a, 1 for b and e5")
   parser.add_argument("--max_other", type=float, default=0.25,
                       help="calls during which other processes used more cores than this are "
                       "left out of the rate (timing goes on, up to 5x --seconds)")
@@ -318,6 +348,9 @@ def main():
 
   names = [c for c in args.configs.split(",") if c]
   variants = [v for v in args.variants.split(",") if v]
+  for c in names:
+    if c not in CONFIGS:
+      sys.exit(f"unknown config {c!r}; known: {','.join(CONFIGS)}")
   for v in variants:
     if v not in VARIANTS:
       sys.exit(f"unknown variant {v!r}; known: {','.join(VARIANTS)}")
@@ -328,7 +361,8 @@ def main():
     model = model_config(name)
     print(f"config {name}: hidden {model.encoder.hidden_size}, layers {model.encoder.num_layers}, "
           f"intermediate {model.encoder.intermediate_size}, vocab {model.encoder.vocab_size}, "
-          f"embedding_dim {model.embedding_dim}: "
+          f"embedding_dim {model.embedding_dim}, pooling {model.pooling}, "
+          f"projection {model.projection}: "
           f"{pair_flops(model, args.batch_size) / 1e9:.3f} training GFLOP per pair", flush=True)
     for variant in variants:
       runs = []
