@@ -14,21 +14,35 @@ from mel import records, schema
 MAX_TEXT_CHARS = 2000   # far beyond 64 wordpieces; keeps lines bounded
 
 
-def entity_text(entity: schema.Entity) -> str:
+NAME_SEPARATOR = " — "
+
+
+def entity_name(entity: schema.Entity) -> str:
+  """The entity's label in its description's language, else its best-known label, else its
+  page title (the entity id of a page-only entity is wiki:title)."""
+  counts = entity.mention_counts
+  languages = sorted(entity.labels, key=lambda lang: (-counts.get(lang, 0), lang))
+  if entity.description_lang in entity.labels:
+    languages.insert(0, entity.description_lang)
+  name = entity.labels[languages[0]] if languages else ""
+  return name or entity.entity_id.split(":", 1)[-1]
+
+
+def entity_text(entity: schema.Entity, with_name: bool = False) -> str:
   """What Model F encodes: the chosen description, else a label, else the page title.
 
   212 of the 2,950 entities of the shared excerpts have no description (no first sentence
   and no WikiData description); a label still tells the tower more than an empty input.
+  with_name (data.entity_names) puts the name first, "name — description", unless the
+  description starts with it: a first sentence need not name its subject (the excerpts' year
+  pages start with their first event, "5 січня — розпочався Нюрнберзький процес", never "1946").
   """
+  name = entity_name(entity)
   text = entity.description
   if not text:
-    counts = entity.mention_counts
-    languages = sorted(entity.labels, key=lambda lang: (-counts.get(lang, 0), lang))
-    if entity.description_lang in entity.labels:
-      languages.insert(0, entity.description_lang)
-    text = entity.labels[languages[0]] if languages else ""
-  if not text:
-    text = entity.entity_id.split(":", 1)[-1]
+    text = name
+  elif with_name and not clean(text).casefold().startswith(clean(name).casefold()):
+    text = name + NAME_SEPARATOR + text
   return clean(text)
 
 
@@ -37,9 +51,10 @@ def clean(text: str) -> str:
   return " ".join(text.replace("\t", " ").split())[:MAX_TEXT_CHARS]
 
 
-def rows_from_records(entities: Iterable[schema.Entity]) -> List[Tuple[str, str]]:
+def rows_from_records(entities: Iterable[schema.Entity],
+                      with_names: bool = False) -> List[Tuple[str, str]]:
   """(entity_id, text) sorted by entity_id, so rows do not depend on shard order."""
-  rows = sorted((e.entity_id, entity_text(e)) for e in entities)
+  rows = sorted((e.entity_id, entity_text(e, with_names)) for e in entities)
   for (a, _), (b, _) in zip(rows, rows[1:]):
     if a == b:
       raise ValueError(f"entity {a!r} appears twice in the entity records")
@@ -59,9 +74,9 @@ def write(rows: List[Tuple[str, str]], path: str) -> None:
   tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def write_from_mining(mining_dir: str, path: str) -> int:
+def write_from_mining(mining_dir: str, path: str, with_names: bool = False) -> int:
   """Builds the table from <mining_dir>/entities; returns the number of entities."""
-  rows = rows_from_records(records.read_output(mining_dir, records.ENTITIES))
+  rows = rows_from_records(records.read_output(mining_dir, records.ENTITIES), with_names)
   if not rows:
     raise ValueError(f"{mining_dir}: no entity records")
   write(rows, path)

@@ -54,6 +54,7 @@ class DataConfig:
   mention_end_token: str = "[unused2]"     # [/E] (WordPiece; e5 appends two new pieces)
   mention_layout: str = "context"          # "context": title, left, [E] mention [/E], right;
                                            # "mention_only": [CLS] mention [SEP]
+  entity_names: bool = False      # entity text "name — description" (mel.entity_table)
   text_prefixes: bool = False     # e5's "query: " before the mention's first text and
                                   # "passage: " before descriptions
   batch_size: int = 8192          # global mention-entity batch (all replicas)

@@ -133,7 +133,7 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   if tf.io.gfile.exists(config_path):
     previous = configs.load(config_path)
     layout = ("max_seq_length", "max_title_length", "mention_start_token", "mention_end_token",
-              "mention_layout", "text_prefixes")
+              "mention_layout", "text_prefixes", "entity_names")
     if previous.model != config.model or any(
         getattr(previous.data, k) != getattr(config.data, k) for k in layout):
       raise configs.ConfigError(
@@ -142,7 +142,8 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   _write_text(config_path, configs.dump(config))
 
   if not tf.io.gfile.exists(model_dir.entities):
-    n = entity_table.write_from_mining(config.data.mining_dir, model_dir.entities)
+    n = entity_table.write_from_mining(config.data.mining_dir, model_dir.entities,
+                                       with_names=config.data.entity_names)
     log(f"entity table: {n} entities -> {model_dir.entities}")
   return config, tokenizer
 
