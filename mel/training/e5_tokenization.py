@@ -26,12 +26,11 @@ module (sentencepiece_model_pb2) does not import with the pinned protobuf.
 import functools
 import io
 import struct
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Tuple
 
 from mel import e5_file
 
 NUM_MARKERS = 2
-MENTION_START, MENTION_END = "[E]", "[/E]"
 
 # Where XLM-R's nmt_nfkc map (the E5S1 file's normalisation, e5's own) differs from the one
 # the pinned sentencepiece compiles: XLM-R turns ZERO WIDTH JOINER into a space, sentencepiece
@@ -177,8 +176,7 @@ class E5Tokenizer:
   @classmethod
   def from_model_proto(cls, model_proto: bytes, source: str) -> "E5Tokenizer":
     """From a ModelProto written by sentencepiece_model() (a model dir's copy)."""
-    import tensorflow_text as tf_text
-    size = int(tf_text.SentencepieceTokenizer(model=model_proto).vocab_size())
+    size = sum(1 for number, _, _ in _fields(model_proto) if number == 1)   # its pieces
     return cls(model_proto, size + 2, source=source)
 
   def tokenize(self, strings):
@@ -193,9 +191,3 @@ class E5Tokenizer:
   def module(self):
     """The tf.Module to keep alive in a SavedModel (holds the ModelProto)."""
     return self._tokenizer
-
-
-def pieces_of(tokenizer: E5Tokenizer, ids: Sequence[int], vocabulary) -> list:
-  """The piece strings of fairseq ids (markers as [E] / [/E]); for tests and debugging."""
-  names = {tokenizer.mention_start_id: MENTION_START, tokenizer.mention_end_id: MENTION_END}
-  return [names.get(i) or vocabulary.pieces[i] for i in ids]
