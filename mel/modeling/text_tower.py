@@ -9,9 +9,6 @@ from official.nlp.modeling import networks
 from mel.training import configs
 
 
-POOLINGS = ("cls", "mean")
-
-
 @tf_keras.utils.register_keras_serializable(package="mel")
 def exact_gelu(x):
   """GELU with erf (BERT's and XLM-R's own), where tf-models' "gelu" is the tanh approximation."""
@@ -27,11 +24,12 @@ def build_bert_encoder(config: configs.EncoderConfig,
   """A BertEncoderV2; with cls_only its last layer computes only the first two positions
   (output_range=2), for [CLS] pooling.
 
-  With [CLS] pooling only [CLS] is read, so the last layer skips the other queries. The range is 2, not 1: with
-  a query length of 1, TF 2.20's oneDNN CPU kernels for the attention einsums (rank-4 operand
-  with a size-1 dim, broadcast other side) corrupt the heap under training and crash the
-  process at random (SIGSEGV / SIGABRT; tensorflow/tensorflow#117700, #123109). Two positions
-  avoid that path at 1/L extra cost in the last layer; the weights are the same either way.
+  With [CLS] pooling only [CLS] is read, so the last layer skips the other queries. The range
+  is 2, not 1: with a query length of 1, TF 2.20's oneDNN CPU kernels for the attention
+  einsums (rank-4 operand with a size-1 dim, broadcast other side) corrupt the heap under
+  training and crash the process at random (SIGSEGV / SIGABRT; tensorflow/tensorflow#117700,
+  #123109). Two positions avoid that path at 1/L extra cost in the last layer; the weights are
+  the same either way.
   """
   if config.vocab_size <= 0:
     raise ValueError("EncoderConfig.vocab_size must be set (the vocabulary's size)")
@@ -66,8 +64,8 @@ class TextTower(tf_keras.Model):
   def __init__(self, encoder_config: dict, embedding_dim: int = 300, pooling: str = "cls",
                projection: bool = True, **kwargs):
     super().__init__(**kwargs)
-    if pooling not in POOLINGS:
-      raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if pooling not in configs.POOLINGS:
+      raise ValueError(f"pooling must be one of {configs.POOLINGS}, got {pooling!r}")
     self._encoder_config = dict(encoder_config)
     self._embedding_dim = embedding_dim
     self._pooling = pooling

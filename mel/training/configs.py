@@ -73,6 +73,7 @@ class DataConfig:
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 AUTO_PRECISION = "auto"
 MENTION_LAYOUTS = ("context", "mention_only")
+POOLINGS = ("cls", "mean")
 
 
 @dataclasses.dataclass
@@ -145,8 +146,8 @@ class ExperimentConfig:
       raise ConfigError(f"model.kind must be 'F' or 'E', got {self.model.kind!r}")
     if self.model.kind == "E" and self.train.entity_entity_task:
       raise ConfigError("train.entity_entity_task needs the description encoder (model.kind F)")
-    if self.model.pooling not in ("cls", "mean"):
-      raise ConfigError(f"model.pooling must be 'cls' or 'mean', got {self.model.pooling!r}")
+    if self.model.pooling not in POOLINGS:
+      raise ConfigError(f"model.pooling must be one of {POOLINGS}, got {self.model.pooling!r}")
     if not self.model.projection and self.model.embedding_dim != self.model.encoder.hidden_size:
       raise ConfigError(f"model.projection false needs model.embedding_dim == "
                         f"model.encoder.hidden_size ({self.model.encoder.hidden_size}), got "

@@ -55,11 +55,15 @@ def get_strategy(tpu: Optional[str] = None) -> tf.distribute.Strategy:
   return tf.distribute.get_strategy()
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_bytes(path: str, data: bytes) -> None:
   tmp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
+  with tf.io.gfile.GFile(tmp, "wb") as f:
+    f.write(data)
   tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _write_text(path: str, text: str) -> None:
+  _write_bytes(path, text.encode("utf-8"))
 
 
 def _vocab_source(config: configs.ExperimentConfig, model_dir: ModelDir) -> str:
@@ -90,10 +94,7 @@ def _keep_file(path: str, data: bytes, source: str, model_dir: ModelDir) -> None
         raise configs.ConfigError(f"{source} differs from the vocabulary already in "
                                   f"{model_dir.path}; use a new --model_dir")
     return
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with tf.io.gfile.GFile(tmp, "wb") as f:
-    f.write(data)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  _write_bytes(path, data)
 
 
 def load_tokenizer(config: configs.ExperimentConfig, model_dir: ModelDir):
@@ -148,6 +149,14 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
   return config, tokenizer
 
 
+def initialize_encoder(encoder, checkpoint: str) -> dict:
+  """train.init_checkpoint into one tower's encoder: e5's E5S1 file (mel.training.e5_init) or
+  an mBERT checkpoint (mel.training.bert_init); their report."""
+  if e5_init.is_e5_source(checkpoint):
+    return e5_init.initialize_from_e5(encoder, checkpoint)
+  return bert_init.initialize_from_checkpoint(encoder, checkpoint)
+
+
 def describe_entities(config: configs.ExperimentConfig, builder: InputBuilder,
                       entities_path: str, batch_size: int = 128):
   """float32 [entities, D]: a pretrained text tower's encoding of every entity's text (rows of
@@ -156,10 +165,7 @@ def describe_entities(config: configs.ExperimentConfig, builder: InputBuilder,
   with precision_policy("float32"):
     tower = TextTower.from_model_config(config.model, name="description_tower")
     tower(builder.entities(tf.constant(["."])))
-  if e5_init.is_e5_source(config.train.init_checkpoint):
-    e5_init.initialize_from_e5(tower.encoder, config.train.init_checkpoint)
-  else:
-    bert_init.initialize_from_checkpoint(tower.encoder, config.train.init_checkpoint)
+  initialize_encoder(tower.encoder, config.train.init_checkpoint)
   encode = tf.function(lambda texts: tower(builder.entities(texts)))
   texts = [text for _, text in entity_table.read(entities_path)]
   return np.concatenate([encode(tf.constant(texts[i:i + batch_size])).numpy()
@@ -181,13 +187,8 @@ def _initialize(model, config: configs.ExperimentConfig, builder: InputBuilder,
     towers = [model.mention_tower]
     if config.model.kind == "F":
       towers.append(model.entity_tower)
-    e5 = e5_init.is_e5_source(config.train.init_checkpoint)
     for tower in towers:
-      if e5:
-        report = e5_init.initialize_from_e5(tower.encoder, config.train.init_checkpoint)
-      else:
-        report = bert_init.initialize_from_checkpoint(tower.encoder,
-                                                      config.train.init_checkpoint)
+      report = initialize_encoder(tower.encoder, config.train.init_checkpoint)
     loaded = (f"{report['layers']} of {report['checkpoint_layers']} layers of "
                f"{config.train.init_checkpoint} (token types {report['token_types']})")
     if config.train.entity_table_from_descriptions:
