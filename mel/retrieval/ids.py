@@ -6,7 +6,7 @@ bytes and one end offset per row, and decodes a row when it is read.
     <index>/ids.txt    entity ids, one per line, in row order (write_ids, IdList.from_file)
 """
 from collections.abc import Sequence
-from typing import Iterable, Iterator, List, Type
+from typing import Dict, Iterable, Iterator, List, Type
 
 import numpy as np
 
@@ -115,3 +115,14 @@ def write_ids(path: str, ids: Iterable[str]) -> int:
       f.write(entity_id + "\n")
       count += 1
   return count
+
+
+def rows_of(ids: Sequence, wanted: Iterable[str]) -> Dict[str, List[int]]:
+  """{entity id: its rows in ids} for the wanted ids that ids holds (one pass over ids)."""
+  wanted = set(wanted)
+  found: Dict[str, List[int]] = {}
+  if wanted:
+    for row, entity_id in enumerate(ids):
+      if entity_id in wanted:
+        found.setdefault(entity_id, []).append(row)
+  return found

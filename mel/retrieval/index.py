@@ -112,6 +112,10 @@ class Index:
     flat = iter(self.take_ids(rows[valid]))
     return [[next(flat) for _ in range(n)] for n in valid.sum(axis=1).tolist()], scores
 
+  def live_ids(self):
+    """The ids search can return, in row order (all of ids, unless rows are masked)."""
+    return iter(self.ids)
+
   def take_ids(self, rows: np.ndarray) -> List[str]:
     """The ids of rows int [n] (all >= 0), as a list."""
     return take(self.ids, rows)

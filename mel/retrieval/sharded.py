@@ -54,6 +54,10 @@ class ShardedIndex(Index):
     self.threads = min(len(shards), os.cpu_count() or 1)
     self._pool = None
 
+  def live_ids(self):
+    for shard in self.shards:
+      yield from shard.live_ids()
+
   def tree_leaves(self):
     trees = [shard.tree_leaves() for shard in self.shards]
     if any(t is None for t in trees):
