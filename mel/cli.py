@@ -6,6 +6,7 @@
     mel vocab      --mining_dir D --output vocab.txt       WordPiece vocabulary from mined text
     mel encode     --model_dir M                           entity embeddings (M/embeddings)
     mel index      --model_dir M | --embeddings E --output I   nearest-entity index
+    mel kb         add | remove | compact | status --model_dir M   grow the knowledge base
     mel negatives  --model_dir M --output N                hard negatives for the next round
     mel alias-table --mining_dir D --output T.tsv.gz       the alias-table baseline
     mel evaluate   --model_dir M ... --dataset holdout:GLOB   R@k by bin and language
@@ -25,6 +26,7 @@ STAGES = {
     "vocab": ("mel.training.vocabulary", "learn a WordPiece vocabulary from mined text"),
     "encode": ("mel.retrieval.encode", "encode every entity with a model's entity tower"),
     "index": ("mel.retrieval.build_index", "build a nearest-entity index over embeddings"),
+    "kb": ("mel.retrieval.kb_command", "add, replace, remove entities without retraining"),
     "negatives": ("mel.retrieval.negatives", "mine hard negatives for the next round"),
     "alias-table": ("mel.evaluation.alias_table", "build the alias-table baseline"),
     "evaluate": ("mel.evaluation.evaluate", "R@k by frequency bin and language"),

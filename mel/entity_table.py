@@ -7,7 +7,7 @@ so training, entity encoding and serving all agree on which entities exist, thei
 texts. TF reads it with a TextFileInitializer (no graph-size limit at 20M entities).
 """
 import os
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Mapping, Optional, Tuple
 
 from mel import records, schema
 
@@ -20,12 +20,21 @@ NAME_SEPARATOR = " — "
 def entity_name(entity: schema.Entity) -> str:
   """The entity's label in its description's language, else its best-known label, else its
   page title (the entity id of a page-only entity is wiki:title)."""
-  counts = entity.mention_counts
-  languages = sorted(entity.labels, key=lambda lang: (-counts.get(lang, 0), lang))
-  if entity.description_lang in entity.labels:
-    languages.insert(0, entity.description_lang)
-  name = entity.labels[languages[0]] if languages else ""
-  return name or entity.entity_id.split(":", 1)[-1]
+  return name_from_labels(entity.labels, entity.description_lang, entity.mention_counts,
+                          entity.entity_id.split(":", 1)[-1])
+
+
+def name_from_labels(labels: Mapping[str, str], description_lang: str = "",
+                     mention_counts: Optional[Mapping[str, int]] = None,
+                     fallback: str = "") -> str:
+  """The label in description_lang, else the label of the language with the most mentions
+  (ties by code), else fallback."""
+  counts = mention_counts or {}
+  languages = sorted(labels, key=lambda lang: (-counts.get(lang, 0), lang))
+  if description_lang in labels:
+    languages.insert(0, description_lang)
+  name = labels[languages[0]] if languages else ""
+  return name or fallback
 
 
 def entity_text(entity: schema.Entity, with_name: bool = False) -> str:
@@ -37,8 +46,12 @@ def entity_text(entity: schema.Entity, with_name: bool = False) -> str:
   description starts with it: a first sentence need not name its subject (the excerpts' year
   pages start with their first event, "5 січня — розпочався Нюрнберзький процес", never "1946").
   """
-  name = entity_name(entity)
-  text = entity.description
+  return text_from(entity.description, entity_name(entity), with_name)
+
+
+def text_from(description: str, name: str, with_name: bool = False) -> str:
+  """entity_text's rule for any entity: description (name first with with_name), else name."""
+  text = description
   if not text:
     text = name
   elif with_name and not clean(text).casefold().startswith(clean(name).casefold()):

@@ -12,6 +12,8 @@
                 embeddings/          entity vectors (mel encode)
                 index/               nearest-entity index (mel index)
                 dictionary/          the spotter's surface forms (mel dictionary)
+                kb/                  the knowledge base's generations: entities added, replaced
+                                     and removed after training (mel kb, mel.retrieval.kb)
                 eval/<dataset kind>/ evaluation reports (mel evaluate)
 
 Paths may be local or gs:// (training writes either); the readers here read local files.
@@ -36,6 +38,7 @@ ENTITY_ENCODER = "export/entity_encoder"
 EMBEDDINGS = "embeddings"
 INDEX = "index"
 DICTIONARY = "dictionary"
+KB = "kb"
 EVAL = "eval"
 # What serving reads of a model dir besides index/ and dictionary/ (the gs:// cache fetches
 # these, not checkpoints, summaries or embeddings). A trailing "/" names a directory.
@@ -74,6 +77,7 @@ class ModelDir:
   embeddings = property(lambda self: self.join(EMBEDDINGS))
   index = property(lambda self: self.join(INDEX))
   dictionary = property(lambda self: self.join(DICTIONARY))
+  kb = property(lambda self: self.join(KB))
 
   def eval(self, dataset_kind: str) -> str:
     return os.path.join(self.join(EVAL), dataset_kind)
@@ -102,10 +106,17 @@ class ModelDir:
     """
     from mel.files import sha256_file
     export = self.read_export_manifest()
-    return {"model_dir": os.path.abspath(self.path), "kind": export["kind"],
+    return {**self.tower_identity(export), "model_dir": os.path.abspath(self.path),
+            "entity_table_sha256": sha256_file(self.entities)}
+
+  def tower_identity(self, export: Optional[dict] = None) -> dict:
+    """What any entity vector of this model depends on besides its text: the exported tower
+    (entities added after training are encoded by it; mel.retrieval.kb checks it)."""
+    export = export or self.read_export_manifest()
+    return {"kind": export["kind"],
             "step": export["step"], "embedding_dim": export["embedding_dim"],
             "entity_input": export["entity_input"],
-            "entity_table_sha256": sha256_file(self.entities)}
+            "tokenizer": export.get("tokenizer", "wordpiece")}
 
   def check_index(self, index_model: dict, index_path: str) -> dict:
     """This model's identity(), after checking that an index (whose manifest recorded
@@ -118,14 +129,20 @@ class ModelDir:
                          f"the entities and build the index again (mel encode, mel index)")
     return identity
 
-  def mining_dir(self) -> str:
-    """The mining run the model was trained on (config.yaml's data.mining_dir)."""
+  def read_config(self) -> dict:
+    """config.yaml as a dict; FileNotFoundError when the directory was never trained."""
     import yaml
     if not os.path.exists(self.config):
-      raise FileNotFoundError(f"{self.config} not found: not a trained model dir (pass the "
-                              "mining run with --mining_dir)")
+      raise FileNotFoundError(f"{self.config} not found: not a trained model dir")
     with open(self.config, encoding="utf-8") as f:
-      config = yaml.safe_load(f) or {}
+      return yaml.safe_load(f) or {}
+
+  def mining_dir(self) -> str:
+    """The mining run the model was trained on (config.yaml's data.mining_dir)."""
+    try:
+      config = self.read_config()
+    except FileNotFoundError as e:
+      raise FileNotFoundError(f"{e} (pass the mining run with --mining_dir)") from None
     mining_dir = (config.get("data") or {}).get("mining_dir", "")
     if not mining_dir:
       raise ValueError(f"{self.config}: no data.mining_dir (pass --mining_dir)")

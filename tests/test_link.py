@@ -11,7 +11,7 @@ import pytest
 
 from mel import languages
 from mel.linking import cli, dictionary as dic, inputs, linker as L
-from mel.linking.entities import EntityTexts
+from mel.retrieval.kb import EntityTexts
 from mel.retrieval import BruteForceIndex
 
 DIM = 8

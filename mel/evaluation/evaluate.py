@@ -31,7 +31,9 @@ leave-languages-out evaluation of a model trained with data.exclude_languages); 
 is still built from all training anchors, and it ranks by a query's own language first, so a
 left-out language is answered from its own training anchors.
 
-Defaults from the first --model_dir (mel.model_dir): --index <model_dir>/index, --mining_dir its
+Each model is searched through its knowledge base as it is now (mel.retrieval.kb: index/ plus the
+entities `mel kb` added, replaced or removed), unless --index names another index. Defaults
+from the first --model_dir (mel.model_dir): --mining_dir its
 config's data.mining_dir, --output <model_dir>/eval/<dataset kind>. Outputs (mel.evaluation.
 report): evaluation.json, evaluation.md, recall_by_bin.png, recall_by_language.png; the tables
 are printed too. Imports no Beam and no training code: only the exported towers and the index.
@@ -88,7 +90,7 @@ def run(args) -> dict:
                      "per model, or none (<model_dir>/index)")
   if args.name and len(args.name) != len(model_dirs):
     raise ValueError(f"{len(args.name)} --name for {len(model_dirs)} --model_dir")
-  indexes = args.index or [ModelDir(m).index for m in model_dirs]
+  indexes = args.index or [None] * len(model_dirs)   # None: the model's knowledge base
   names = args.name or [os.path.basename(os.path.normpath(m)) for m in model_dirs]
   if len(set(names)) != len(names) or ALIAS_TABLE in names:
     raise ValueError(f"system names must be distinct and not {ALIAS_TABLE!r}: {names}")
@@ -146,7 +148,8 @@ def main(argv=None, prog: str = "mel evaluate") -> int:
   flags.model_dir(p, required=False, action="append",
                   help="a trained model dir (repeat for several models)")
   p.add_argument("--index", action="append",
-                 help="its entity index, one per --model_dir (default <model_dir>/index)")
+                 help="its entity index, one per --model_dir (default: the model's knowledge "
+                 "base: <model_dir>/index plus the changes of `mel kb`)")
   p.add_argument("--name", action="append",
                  help="its name in the tables, one per --model_dir (default: dir name)")
   p.add_argument("--dataset", required=True, help="holdout:GLOB or mewsli9:DIR")

@@ -8,7 +8,7 @@ A system has a name, describe() (what produced its figures, for the report), ret
 k) and known(gold) (how many gold entities it can return at all).
 """
 import os
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from mel.evaluation.datasets import Query
 
@@ -19,23 +19,26 @@ SEARCH_BATCH = 1024   # queries per index search: bounds the [batch, k] id lists
 class DualEncoder:
   """A model dir's exported mention tower + an index of its entity encodings."""
 
-  def __init__(self, name: str, model_dir: str, index_path: str, batch_size: int = 256,
-               progress: bool = True):
-    from mel import retrieval
+  def __init__(self, name: str, model_dir: str, index_path: Optional[str] = None,
+               batch_size: int = 256, progress: bool = True):
     from mel.model_dir import ModelDir
-    self.name, self.model_dir, self.index_path = name, model_dir, index_path
+    from mel.retrieval import kb
+    self.name, self.model_dir = name, model_dir
     self.batch_size, self.progress = batch_size, progress
     directory = ModelDir(model_dir)
-    dimension = directory.read_export_manifest()["embedding_dim"]
-    self.index = retrieval.load_index(index_path, dimension=dimension)
-    self.identity = directory.check_index(self.index.model, index_path)
+    # no index_path: the model's knowledge base as it is now (index/ plus `mel kb` changes)
+    self.index, self.kb = kb.open_search_index(model_dir, index_path)
+    self.index_path = index_path or directory.index
+    self.identity = directory.check_index(self.index.model, self.index_path)
 
   def describe(self) -> dict:
     return {"kind": "dual_encoder", "model_dir": os.path.abspath(self.model_dir),
             "model_kind": self.identity["kind"], "model_step": self.identity["step"],
             "entity_table_sha256": self.identity["entity_table_sha256"],
             "index": os.path.abspath(self.index_path), "index_kind": self.index.kind,
-            "index_entities": len(self.index), "index_manifest_model": self.index.model}
+            "index_entities": len(self.index), "index_manifest_model": self.index.model,
+            "kb_generation": self.kb.generation if self.kb else None,
+            "live_entities": self.kb.live_count if self.kb else len(self.index)}
 
   def retrieve(self, queries: Sequence[Query], k: int) -> List[List[str]]:
     from tqdm import tqdm
@@ -50,7 +53,7 @@ class DualEncoder:
     return out
 
   def known(self, gold: Sequence[str]) -> int:
-    ids = set(self.index.ids)
+    ids = set(self.index.live_ids())
     return sum(1 for g in gold if g in ids)
 
 

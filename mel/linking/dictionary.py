@@ -36,7 +36,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mel import anchors, files, manifest as manifests
 from mel.languages import WIKIPEDIA_LANGUAGE_CODES
@@ -63,15 +63,31 @@ class FormStats:
   linked: int
   seen: int
   entities: Tuple[Tuple[str, int], ...]   # (entity id, anchors), most frequent first
+  declared: Tuple[str, ...] = ()          # entities the knowledge base names with this text
 
   @property
   def link_prob(self) -> float:
     return self.linked / self.seen if self.seen else 0.0
 
 
-def _top(by_entity: Mapping[str, int]) -> Tuple[Tuple[str, int], ...]:
-  """The TOP_ENTITIES most frequent (entity, anchors), ties by entity id."""
-  return tuple(sorted(by_entity.items(), key=lambda x: (-x[1], x[0]))[:TOP_ENTITIES])
+def _top(by_entity: Mapping[str, int], keep: Iterable[str] = ()) -> Tuple[Tuple[str, int], ...]:
+  """The TOP_ENTITIES most frequent (entity, anchors), ties by entity id, plus those of keep
+  beyond them (entities a knowledge-base label names are never cut)."""
+  ranked = sorted(by_entity.items(), key=lambda x: (-x[1], x[0]))
+  keep = set(keep)
+  return tuple(x for i, x in enumerate(ranked) if i < TOP_ENTITIES or x[0] in keep)
+
+
+def _grow(stats: Optional[FormStats], form: str, entity_ids: Sequence[str]) -> FormStats:
+  """stats (or a new form) with entity_ids declared: one anchor each, always spotted."""
+  by_entity = dict(stats.entities) if stats else {}
+  new = [e for e in entity_ids if e not in by_entity]
+  for e in new:
+    by_entity[e] = 1
+  declared = tuple(sorted(set(stats.declared if stats else ()) | set(entity_ids)))
+  linked = (stats.linked if stats else 0) + len(new)
+  seen = (stats.seen if stats else 0) + len(new)
+  return FormStats(form, linked, seen, _top(by_entity, declared), declared)
 
 
 class SurfaceDictionary:
@@ -93,13 +109,15 @@ class SurfaceDictionary:
       pooled: Dict[str, list] = {}
       for forms in self.tables.values():
         for form, s in forms.items():
-          entry = pooled.setdefault(form, [0, 0, collections.Counter()])
+          entry = pooled.setdefault(form, [0, 0, collections.Counter(), set()])
           entry[0] += s.linked
           entry[1] += s.seen
           entry[2].update(dict(s.entities))
+          entry[3].update(s.declared)
       self.tables[ALL_LANGUAGES] = {
-          form: FormStats(form, linked, max(seen, linked), _top(by_entity))
-          for form, (linked, seen, by_entity) in pooled.items()}
+          form: FormStats(form, linked, max(seen, linked), _top(by_entity, declared),
+                          tuple(sorted(declared)))
+          for form, (linked, seen, by_entity, declared) in pooled.items()}
     return self.tables[ALL_LANGUAGES]
 
   def table(self, lang: str) -> Dict[str, FormStats]:
@@ -135,8 +153,40 @@ class SurfaceDictionary:
     if key not in self._walk:
       self._walk[key] = units.prefix_table(
           ((form, s) for form, s in self.table(lang).items()
-           if s.linked >= min_linked and s.link_prob >= min_link_prob), self.max_units)[0]
+           if s.declared or (s.linked >= min_linked and s.link_prob >= min_link_prob)),
+          self.max_units)[0]
     return self._walk[key]
+
+  def grown(self, names: Iterable[Tuple[str, Mapping[str, Sequence[str]]]],
+            removed: AbstractSet[str] = frozenset()) -> "SurfaceDictionary":
+    """A copy for a knowledge base that changed after training (mel.retrieval.kb).
+
+    names: (entity id, {lang: [label, alias, ...]}) of the entities added: each normalised
+    name becomes a form of its language that names the entity (declared: spotted whatever the
+    thresholds, one anchor in P(entity | text)); removed: entities dropped from every form's
+    prior (the form's own counts stay: the text is still a link).
+    """
+    declared: Dict[Tuple[str, str], List[str]] = {}
+    for entity_id, by_lang in names:
+      for lang, texts in by_lang.items():
+        for text in texts:
+          form = normalize_surface(text)
+          if form and not any(c in form for c in "\t\n\r"):
+            ids = declared.setdefault((lang, form), [])
+            if entity_id not in ids:
+              ids.append(entity_id)
+    tables = {lang: dict(forms) for lang, forms in self.tables.items() if lang != ALL_LANGUAGES}
+    if removed:
+      for forms in tables.values():
+        for form, s in list(forms.items()):
+          if any(e in removed for e, _ in s.entities):
+            forms[form] = dataclasses.replace(
+                s, entities=tuple(x for x in s.entities if x[0] not in removed),
+                declared=tuple(e for e in s.declared if e not in removed))
+    for (lang, form), ids in declared.items():
+      forms = tables.setdefault(lang, {})
+      forms[form] = _grow(forms.get(form), form, ids)
+    return SurfaceDictionary(tables, self.manifest, self.max_units)
 
   # on disk ---------------------------------------------------------------------------------
   def save(self, path: str, extra_manifest: Optional[dict] = None) -> dict:

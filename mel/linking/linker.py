@@ -45,14 +45,13 @@ mentions): no tensor grows with the text.
 Serving imports TensorFlow (+ tensorflow_text) and ScaNN's numpy binding, never Beam or mel's
 training code.
 """
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from mel import languages
 from mel.linking import inputs, loading
 from mel.linking.dictionary import SurfaceDictionary
-from mel.linking.entities import EntityTexts
 from mel.linking.loading import ENV_MODEL_DIR, ModelNotFoundError, resolve_model_dir  # noqa: F401
 from mel.linking.results import Candidate, LinkedMention
 from mel.linking.spotter import DEFAULT_MIN_LINK_PROB, DEFAULT_MIN_LINKED, MentionDetector, Spot
@@ -85,22 +84,20 @@ class Linker:
 
   MEMO_SIZE = 100_000   # entity vectors kept from the entity tower
 
-  def __init__(self, encoder, index, entities: EntityTexts, dictionary: SurfaceDictionary,
+  def __init__(self, encoder, index, entities, dictionary: SurfaceDictionary,
                *, entity_encoder=None, entity_input: str = "description",
                threshold: float = DEFAULT_THRESHOLD, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
                min_link_prob: float = DEFAULT_MIN_LINK_PROB,
                min_linked: int = DEFAULT_MIN_LINKED, context_chars: int = CONTEXT_CHARS,
                max_batch: int = MAX_BATCH, window: int = 20_000, model_dir: str = "",
-               tokenizer: str = "wordpiece"):
+               tokenizer: str = "wordpiece", kb=None):
     if max_batch < 1 or context_chars < 0:
       raise ValueError("max_batch must be >= 1 and context_chars >= 0")
     self.tokenizer = tokenizer
     self.languages = languages.pretraining_languages(tokenizer)
     self.encoder = encoder
-    self.index = index
-    self.entities = entities
-    self.dictionary = dictionary
-    self.detector = MentionDetector(dictionary, min_link_prob, min_linked, window=window)
+    self._spotter_options = (min_link_prob, min_linked, window)
+    self._served = self._serve(index, entities, dictionary, kb)
     self.threshold = float(threshold)
     self.prior_weight = float(prior_weight)
     self.context_chars = int(context_chars)
@@ -109,8 +106,43 @@ class Linker:
     self.fetch_stats: Optional[dict] = None   # set by load() for gs:// model dirs
     self.entity_encoder = entity_encoder
     self.entity_input = entity_input
-    self._prior_texts: Optional[Dict[str, str]] = None   # entity id -> text, prior entities
-    self._entity_vectors: Dict[str, np.ndarray] = {}     # memo of the entity tower, bounded
+    self._trained_dictionary: Optional[SurfaceDictionary] = None   # set by load(): reload grows it
+    self._verify = True
+
+  def _serve(self, index, entities, dictionary, kb) -> "Served":
+    min_link_prob, min_linked, window = self._spotter_options
+    return Served(index, entities, dictionary,
+                  MentionDetector(dictionary, min_link_prob, min_linked, window=window), kb, {},
+                  {})
+
+  # What a knowledge-base generation decides, read through one reference so that a reload
+  # (a new Served) never mixes two generations within one link call.
+  index = property(lambda self: self._served.index)
+  entities = property(lambda self: self._served.entities)
+  dictionary = property(lambda self: self._served.dictionary)
+  detector = property(lambda self: self._served.detector)
+  kb = property(lambda self: self._served.kb)
+
+  @property
+  def kb_generation(self) -> Optional[int]:
+    """The knowledge base's generation served (None: an index given explicitly)."""
+    return None if self.kb is None else self.kb.generation
+
+  def reload(self) -> bool:
+    """Serves the knowledge base's current generation (`mel kb` commits them) if it is newer
+    than the one loaded: index, entity texts and the dictionary (which gains the added
+    entities' names) are read, then swapped in at once; calls in progress finish on the old
+    one. Returns whether anything changed. The towers are not reloaded."""
+    if self._trained_dictionary is None or self.kb is None:
+      raise ValueError("reload needs a Linker loaded from a model directory's knowledge base "
+                       "(mel.load(path), without index=)")
+    from mel.retrieval import kb as kb_lib
+    if kb_lib.current_generation(self.kb.model_dir) == self.kb.generation:
+      return False
+    parts = loading.read_kb_parts(self.kb.model_dir, None, self._trained_dictionary,
+                                  self._verify)
+    self._served = self._serve(parts.index, parts.entities, parts.dictionary, parts.kb)
+    return True
 
   def link(self, text: str, lang: str, *, spans=None, top_k: int = DEFAULT_TOP_K,
            fast: bool = False, title: str = "", threshold: Optional[float] = None
@@ -136,39 +168,40 @@ class Linker:
                for a, b in checked)
     elif not text.strip():
       return
-    else:
-      spots = self.detector.iter_detect(text, lang)
+    served = self._served
+    if spans is None:
+      spots = served.detector.iter_detect(text, lang)
     batch = []
     for spot in spots:
       batch.append(spot)
       if len(batch) == self.max_batch:
-        yield from self._link_batch(text, lang, batch, title, top_k, fast, threshold)
+        yield from self._link_batch(served, text, lang, batch, title, top_k, fast, threshold)
         batch = []
     if batch:
-      yield from self._link_batch(text, lang, batch, title, top_k, fast, threshold)
+      yield from self._link_batch(served, text, lang, batch, title, top_k, fast, threshold)
 
-  def _link_batch(self, text, lang, spots, title, top_k, fast, threshold):
+  def _link_batch(self, served, text, lang, spots, title, top_k, fast, threshold):
     c = self.context_chars
     vectors = self.encoder([title] * len(spots),
                            [text[max(0, s.start - c):s.start] for s in spots],
                            [s.text for s in spots],
                            [text[s.end:s.end + c] for s in spots])
     vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.shape != (len(spots), self.index.dimension):
+    if vectors.shape != (len(spots), served.index.dimension):
       raise ValueError(f"the mention encoder returned shape {vectors.shape}, expected "
-                       f"({len(spots)}, {self.index.dimension})")
+                       f"({len(spots)}, {served.index.dimension})")
     if fast:
-      rows, cosines = self.index.search(vectors, top_k)
+      rows, cosines = served.index.search(vectors, top_k)
       priors = [{}] * len(spots)
     else:
-      rows, cosines = self.index.search(vectors, max(top_k, FULL_CANDIDATES),
-                                        **self.index.wide_search_options(FULL_LEAVES_FACTOR))
-      priors = [self.dictionary.prior(s.form, lang) for s in spots]
+      rows, cosines = served.index.search(vectors, max(top_k, FULL_CANDIDATES),
+                                        **served.index.wide_search_options(FULL_LEAVES_FACTOR))
+      priors = [served.dictionary.prior(s.form, lang) for s in spots]
     # entity ids of every retrieved row, at once; descriptions only for what is returned
     valid = rows >= 0
-    flat = iter(self.index.take_ids(rows[valid]))
+    flat = iter(served.index.take_ids(rows[valid]))
     ids = [[next(flat) for _ in range(n)] for n in valid.sum(axis=1).tolist()]
-    extra = {} if fast else self._score_missing(vectors, ids, priors)
+    extra = {} if fast else self._score_missing(served, vectors, ids, priors)
     w = self.prior_weight
     for k, spot in enumerate(spots):
       prior = priors[k]
@@ -180,8 +213,8 @@ class Linker:
       if not fast:
         scored.sort(key=lambda x: (-x[0], x[3]))
       candidates = tuple(
-          Candidate(e, inputs.qid_of(e), float(score), float(cos), float(p),
-                    where if isinstance(where, str) else self.entities[where][1])
+          Candidate(e, _qid(served.kb, e), float(score), float(cos), float(p),
+                    where if isinstance(where, str) else served.entities[where][1])
           for score, cos, p, e, where in scored[:top_k])
       best = candidates[0] if candidates else None
       linked = best is not None and best.score >= threshold
@@ -191,7 +224,8 @@ class Linker:
           best.score if best else float("-inf"), best.description if linked else None,
           candidates, spot.link_prob)
 
-  def _score_missing(self, vectors, ids, priors) -> Dict[int, Dict[str, Tuple[float, str]]]:
+  def _score_missing(self, served, vectors, ids, priors
+                     ) -> Dict[int, Dict[str, Tuple[float, str]]]:
     """{spot: {entity id: (exact cosine, description)}} for prior entities not retrieved."""
     if self.entity_encoder is None:
       return {}
@@ -203,22 +237,40 @@ class Linker:
         missing[k] = todo
     if not missing:
       return {}
-    if self._prior_texts is None:
-      self._prior_texts = self.entities.texts_of(
-          e for forms in self.dictionary.tables.values() for s in forms.values()
+    if "texts" not in served.prior_texts:   # the live entities' texts, of this generation
+      served.prior_texts["texts"] = served.entities.texts_of(
+          e for forms in served.dictionary.tables.values() for s in forms.values()
           for e, _ in s.entities)
+    texts, memo = served.prior_texts["texts"], served.entity_vectors
     needed = sorted({e for todo in missing.values() for e in todo
-                     if e in self._prior_texts and e not in self._entity_vectors})
+                     if e in texts and e not in memo})
     if needed:
       encoded = np.asarray(self.entity_encoder(
-          needed if self.entity_input == "entity_id" else [self._prior_texts[e] for e in needed]),
+          needed if self.entity_input == "entity_id" else [texts[e] for e in needed]),
           dtype=np.float32)
-      if len(self._entity_vectors) + len(needed) > self.MEMO_SIZE:
-        self._entity_vectors.clear()
-      self._entity_vectors.update(zip(needed, encoded))
-    return {k: {e: (float(vectors[k] @ self._entity_vectors[e]), self._prior_texts[e])
-                for e in todo if e in self._entity_vectors}
+      if len(memo) + len(needed) > self.MEMO_SIZE:
+        memo.clear()
+      memo.update(zip(needed, encoded))
+    return {k: {e: (float(vectors[k] @ memo[e]), texts[e]) for e in todo if e in memo}
             for k, todo in missing.items()}
+
+
+
+def _qid(kb, entity_id: str) -> str:
+  """The QID an added entity was given, else the one its id is."""
+  given = kb.qid_of(entity_id) if kb is not None else None
+  return inputs.qid_of(entity_id) if given is None else given
+
+
+class Served(NamedTuple):
+  """One knowledge-base generation as a Linker serves it (Linker.reload swaps the whole)."""
+  index: object                      # mel.retrieval Index (live entities only)
+  entities: object                   # row -> (entity id, text); texts_of(ids)
+  dictionary: SurfaceDictionary
+  detector: MentionDetector
+  kb: object                         # mel.retrieval.kb.KnowledgeBase, or None
+  prior_texts: dict                  # {"texts": {entity id: text}} once full mode needed them
+  entity_vectors: dict               # memo of the entity tower, bounded by MEMO_SIZE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +282,8 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
          verify: bool = True, **options) -> Linker:
   """A Linker for a model directory (local or gs://); path defaults to $MEL_MODEL_DIR.
 
+  What is searched is the model's knowledge base as it is now (mel.retrieval.kb: index/ and the
+  changes of `mel kb`); Linker.reload() serves a newer generation later (local model dirs).
   index / dictionary override <path>/index and <path>/dictionary (local or gs://). verify
   checks every index and dictionary file's sha256 (always done for gs:// fetches). options go
   to Linker (threshold, prior_weight, min_link_prob, min_linked, max_batch, ...).
@@ -238,8 +292,10 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   parts = loading.read_parts(path, index, dictionary, cache_dir, verify)
   linker = Linker(parts.encoder, parts.index, parts.entities, parts.dictionary,
                   entity_encoder=parts.entity_encoder, entity_input=parts.entity_input,
-                  model_dir=path, tokenizer=parts.tokenizer, **options)
+                  model_dir=path, tokenizer=parts.tokenizer, kb=parts.kb, **options)
   linker.fetch_stats = parts.fetch_stats
+  linker._trained_dictionary = parts.trained_dictionary
+  linker._verify = verify
   return linker
 
 

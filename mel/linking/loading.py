@@ -4,8 +4,11 @@
 
 Paths are mel.model_dir's: export/manifest.json and export/mention_encoder/ (`mel train`),
 export/entity_encoder/ (optional: full mode's exact prior rescoring), entities.tsv, index/
-(`mel encode` + `mel index`) and dictionary/ (`mel dictionary`); other files are ignored. A
-missing part is named with the command that builds it.
+(`mel encode` + `mel index`), dictionary/ (`mel dictionary`) and kb/ (optional: entities added,
+replaced or removed since, `mel kb`; its current generation is what is searched, and the
+dictionary gains the added entities' labels and aliases); other files are ignored. A missing
+part is named with the command that builds it. `read_kb_parts` reads what a new generation
+changes, for Linker.reload.
 
 gs:// directories are fetched by mel.linking.model_cache, then read from local disk and
 verified (every index and dictionary file against its manifest's sha256, entities.tsv against
@@ -21,8 +24,8 @@ from typing import NamedTuple, Optional
 
 from mel import languages, retrieval, towers
 from mel.linking.dictionary import BUILD_COMMAND, SurfaceDictionary
-from mel.linking.entities import EntityTexts
 from mel.model_dir import ModelDir
+from mel.retrieval.kb import EntityTexts, KBTexts, KnowledgeBase, open_search_index
 
 ENV_MODEL_DIR = "MEL_MODEL_DIR"
 
@@ -35,12 +38,37 @@ class Parts(NamedTuple):
   """What a Linker is made of (mel.linking.linker.Linker's arguments)."""
   encoder: towers.MentionTower
   index: retrieval.Index
-  entities: EntityTexts
+  entities: KBTexts                              # index row -> (entity id, text)
   dictionary: SurfaceDictionary
   entity_encoder: Optional[towers.EntityTower]   # None when the export has no entity tower
   entity_input: str
   fetch_stats: Optional[dict]                    # gs:// only: {"downloaded", "reused", ...}
   tokenizer: str = "wordpiece"                   # the export manifest's; absent: "wordpiece"
+  kb: Optional[KnowledgeBase] = None             # None when --index named another index
+  trained_dictionary: Optional[SurfaceDictionary] = None   # before the kb's names were added
+
+
+class KBParts(NamedTuple):
+  """What changes with the knowledge base's generation (Linker.reload swaps them)."""
+  index: retrieval.Index
+  entities: KBTexts                 # index row -> (entity id, text)
+  dictionary: SurfaceDictionary
+  kb: Optional[KnowledgeBase]
+
+
+def read_kb_parts(path: str, index_path: str, dictionary: SurfaceDictionary,
+                  verify: bool = True) -> KBParts:
+  """The index, entity texts and dictionary of model dir path's current knowledge-base
+  generation (mel.retrieval.kb), or of index_path when it is not the model's own index/.
+  dictionary: the model's, as trained; it gains the added entities' names."""
+  index, kb = open_search_index(path, index_path, verify)
+  if kb is None:
+    texts = KBTexts([EntityTexts(ModelDir(path).entities, index.ids)], [0], set())
+    return KBParts(index, texts, dictionary, None)
+  if kb.generation == 0:
+    return KBParts(index, kb.entities, dictionary, kb)
+  grown = dictionary.grown(((e, r.names()) for e, r in kb.added.items()), kb.removed)
+  return KBParts(index, kb.entities, grown, kb)
 
 
 def resolve_model_dir(path: Optional[str]) -> str:
@@ -101,11 +129,8 @@ def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: boo
     languages.pretraining_languages(tokenizer)
   except ValueError as e:
     raise ValueError(f"{directory.export_manifest}: {e}") from None
-  index = retrieval.load_index(index_path, verify=verify,
-                               dimension=int(export["embedding_dim"]))
-  directory.check_index(index.model or {}, index_path)
-  entities = EntityTexts(directory.entities, index.ids)
   dictionary = SurfaceDictionary.load(dictionary_path, verify=verify)
+  kb_parts = read_kb_parts(path, index_path, dictionary, verify)
   # the mention tower is loaded now, so that a broken export fails here and not at the first
   # text; the entity tower only serves full mode's missed prior entities: loaded on first use
   encoder = towers.MentionTower(directory.mention_encoder,
@@ -114,5 +139,5 @@ def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: boo
   entity_encoder = None
   if os.path.isdir(directory.entity_encoder):
     entity_encoder = towers.EntityTower(directory.entity_encoder, entity_input)
-  return Parts(encoder, index, entities, dictionary, entity_encoder, entity_input, fetch_stats,
-               tokenizer)
+  return Parts(encoder, kb_parts.index, kb_parts.entities, kb_parts.dictionary, entity_encoder,
+               entity_input, fetch_stats, tokenizer, kb_parts.kb, dictionary)

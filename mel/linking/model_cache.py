@@ -2,7 +2,7 @@
 
     local = fetch_all("gs://bucket/models/m")   # -> Fetched(paths=(model, index, dictionary))
 
-Only what serving reads is fetched (mel.model_dir.SERVING_PARTS, index/ and dictionary/; not
+Only what serving reads is fetched (mel.model_dir.SERVING_PARTS, index/, kb/ and dictionary/; not
 checkpoints, summaries or embeddings). Files go to $MEL_CACHE (default ~/.cache/mel) under
 gcs/<bucket>/<path>, each downloaded to a temp name and renamed, with google-cloud-storage's
 crc32c/md5 check of the transfer. `.mel-fetch.json` beside them records each object's
@@ -20,7 +20,7 @@ import os
 import sys
 from typing import NamedTuple, Optional, Tuple
 
-from mel.model_dir import DICTIONARY, INDEX, SERVING_PARTS
+from mel.model_dir import DICTIONARY, INDEX, KB, SERVING_PARTS
 
 RECORD = ".mel-fetch.json"
 
@@ -140,7 +140,7 @@ def fetch_all(model_dir: str, index: Optional[str] = None, dictionary: Optional[
 
   parts = list(SERVING_PARTS)
   if index is None:
-    parts.append(INDEX + "/")
+    parts += [INDEX + "/", KB + "/"]   # kb/: the knowledge base's generations, when grown
   if dictionary is None:
     parts.append(DICTIONARY + "/")
   if model_dir.startswith("gs://"):
