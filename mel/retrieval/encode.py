@@ -79,7 +79,7 @@ def read_entity_set(model_dir: str, entities: str = "", mining_dir: str = ""):
   """Entities to add to model_dir's knowledge base, from a JSON lines file or a mining run,
   their texts made as the model's training made them (mel.retrieval.kb_entities)."""
   from mel.retrieval import kb_entities
-  with_name = kb_entities.with_name_of(ModelDir(model_dir).read_config())
+  with_name = kb_entities.with_name_of(model_dir)
   if bool(entities) == bool(mining_dir):
     raise ValueError("give one of --entities (JSON lines) and --mining_dir")
   if entities:

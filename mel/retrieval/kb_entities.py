@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
 
 from mel import entity_table
 
@@ -190,6 +190,18 @@ def fingerprint(entities: Iterable[KBEntity]) -> str:
   return digest.hexdigest()
 
 
-def with_name_of(model_config: Optional[dict]) -> bool:
-  """Whether the model's entity texts put the name first (its config's data.entity_names)."""
-  return bool(((model_config or {}).get("data") or {}).get("entity_names", False))
+def with_name_of(model_dir: str) -> bool:
+  """Whether the model's entity texts put the name first: its export manifest's
+  "entity_names", else (exports before it was recorded) config.yaml's data.entity_names."""
+  from mel.model_dir import ModelDir
+  directory = ModelDir(model_dir)
+  export = directory.read_export_manifest()
+  if "entity_names" in export:
+    return bool(export["entity_names"])
+  try:
+    config = directory.read_config()
+  except FileNotFoundError:
+    raise KBInputError(f"{directory.export_manifest} does not say whether entity texts start "
+                       f"with the entity's name and {directory.config} is missing: copy the "
+                       "model's config.yaml there") from None
+  return bool((config.get("data") or {}).get("entity_names", False))

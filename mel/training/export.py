@@ -91,6 +91,7 @@ def exported_step(model_dir: ModelDir):
 
 
 def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, *, step: int,
+                  entity_names: bool = False,
                   trained_precision: str = "float32") -> dict:
   """Writes both towers and the manifest into model_dir's export/; returns the manifest.
 
@@ -114,6 +115,8 @@ def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, 
       "max_title_length": builder.max_title_length,
       "num_entities": entity_table.count(model_dir.entities),
       "entity_input": "description" if kind == "F" else "entity_id",
+      # how the entity table's texts were made: entities added later are made the same way
+      "entity_names": bool(entity_names),
       "trained_precision": trained_precision,
   }
   tmp = model_dir.export_manifest + ".tmp"

@@ -417,7 +417,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
     if export.exported_step(paths) != step:
       serving = model if precision == "float32" else float32_copy(config, model, num_entities)
       export.export_towers(serving, builder, config.model.kind, paths, step=step,
-                           trained_precision=precision)
+                           entity_names=config.data.entity_names, trained_precision=precision)
       log(f"exported both towers to {paths.export}")
     summary["export_dir"] = paths.export
   _write_text(paths.train_summary, json.dumps(summary, indent=2) + "\n")
