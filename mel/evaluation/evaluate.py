@@ -52,6 +52,7 @@ from mel.evaluation import datasets, metrics, report as reports
 from mel.evaluation.systems import ALIAS_TABLE, AliasTableSystem, DualEncoder
 
 LOG = "[mel.evaluation.evaluate]"
+KB_INDEX = "kb"   # --index value: the model's knowledge base
 
 
 def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict,
@@ -90,7 +91,8 @@ def run(args) -> dict:
                      "per model, or none (<model_dir>/index)")
   if args.name and len(args.name) != len(model_dirs):
     raise ValueError(f"{len(args.name)} --name for {len(model_dirs)} --model_dir")
-  indexes = args.index or [None] * len(model_dirs)   # None: the model's knowledge base
+  # None: the model's knowledge base as it is now (index/ plus the changes of `mel kb`)
+  indexes = [None if i == KB_INDEX else i for i in (args.index or [KB_INDEX] * len(model_dirs))]
   names = args.name or [os.path.basename(os.path.normpath(m)) for m in model_dirs]
   if len(set(names)) != len(names) or ALIAS_TABLE in names:
     raise ValueError(f"system names must be distinct and not {ALIAS_TABLE!r}: {names}")
@@ -148,8 +150,9 @@ def main(argv=None, prog: str = "mel evaluate") -> int:
   flags.model_dir(p, required=False, action="append",
                   help="a trained model dir (repeat for several models)")
   p.add_argument("--index", action="append",
-                 help="its entity index, one per --model_dir (default: the model's knowledge "
-                 "base: <model_dir>/index plus the changes of `mel kb`)")
+                 help="its entity index, one per --model_dir: a directory (searched as it "
+                 f"is) or {KB_INDEX!r}, the model's knowledge base (default: <model_dir>/index "
+                 "plus the changes of `mel kb`)")
   p.add_argument("--name", action="append",
                  help="its name in the tables, one per --model_dir (default: dir name)")
   p.add_argument("--dataset", required=True, help="holdout:GLOB or mewsli9:DIR")

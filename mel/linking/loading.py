@@ -56,7 +56,7 @@ class KBParts(NamedTuple):
   kb: Optional[KnowledgeBase]
 
 
-def read_kb_parts(path: str, index_path: str, dictionary: SurfaceDictionary,
+def read_kb_parts(path: str, index_path: Optional[str], dictionary: SurfaceDictionary,
                   verify: bool = True) -> KBParts:
   """The index, entity texts and dictionary of model dir path's current knowledge-base
   generation (mel.retrieval.kb), or of index_path when it is not the model's own index/.
@@ -92,17 +92,19 @@ def read_parts(path: str, index: Optional[str] = None, dictionary: Optional[str]
     from mel.linking import model_cache
     local = model_cache.fetch_all(path, index, dictionary, cache_dir)
     try:
-      return _read_local(*local.paths, verify=True, fetch_stats=local.stats)
+      return _read_local(*local.paths, verify=True, fetch_stats=local.stats,
+                         index_given=index is not None)
     except (ValueError, OSError) as e:
       if not local.stats.get("reused"):
         raise
       print(f"[mel] the cached copy in {local.paths[0]} failed verification ({e}); fetching "
             f"it again", file=sys.stderr)
     local = model_cache.fetch_all(path, index, dictionary, cache_dir, force=True)
-    return _read_local(*local.paths, verify=True, fetch_stats=local.stats)
+    return _read_local(*local.paths, verify=True, fetch_stats=local.stats,
+                       index_given=index is not None)
   directory = ModelDir(path)
   return _read_local(path, index or directory.index, dictionary or directory.dictionary,
-                     verify=verify)
+                     verify=verify, index_given=index is not None)
 
 
 def _require(path: str, how: str) -> str:
@@ -112,7 +114,9 @@ def _require(path: str, how: str) -> str:
 
 
 def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: bool,
-                fetch_stats: Optional[dict] = None) -> Parts:
+                fetch_stats: Optional[dict] = None, index_given: bool = False) -> Parts:
+  """index_given: index_path was named by the caller (searched as it is); else the model's
+  knowledge base is searched (its index/ and the changes of `mel kb`)."""
   if not os.path.isdir(path):
     raise ModelNotFoundError(f"{path}: no such model directory")
   directory = ModelDir(path)
@@ -130,7 +134,7 @@ def _read_local(path: str, index_path: str, dictionary_path: str, *, verify: boo
   except ValueError as e:
     raise ValueError(f"{directory.export_manifest}: {e}") from None
   dictionary = SurfaceDictionary.load(dictionary_path, verify=verify)
-  kb_parts = read_kb_parts(path, index_path, dictionary, verify)
+  kb_parts = read_kb_parts(path, index_path if index_given else None, dictionary, verify)
   # the mention tower is loaded now, so that a broken export fails here and not at the first
   # text; the entity tower only serves full mode's missed prior entities: loaded on first use
   encoder = towers.MentionTower(directory.mention_encoder,

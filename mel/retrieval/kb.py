@@ -295,10 +295,11 @@ def _read_masks(path: str) -> Iterator[Tuple[str, int]]:
 
 def open_search_index(model_dir: str, index_path: Optional[str] = None,
                       verify: bool = True) -> Tuple[Index, Optional[KnowledgeBase]]:
-  """What evaluation and serving search: an explicit index_path (checked to be this model's),
-  else the model's knowledge base (its current generation). (index, kb or None)."""
+  """What evaluation and serving search: index_path exactly when given (checked to be this
+  model's; its own index/ too, without the changes of `mel kb`), else the model's knowledge
+  base (its current generation). (index, kb or None)."""
   directory = ModelDir(model_dir)
-  if index_path and os.path.abspath(index_path) != os.path.abspath(directory.index):
+  if index_path:
     dimension = int(directory.read_export_manifest()["embedding_dim"])
     index = load_index(index_path, verify=verify, dimension=dimension)
     directory.check_index(index.model or {}, index_path)

@@ -1,7 +1,7 @@
 """`mel kb`: grow a trained model's knowledge base without retraining.
 
     mel kb add     --model_dir M --entities new.jsonl [--replace] [--embeddings E]
-    mel kb add     --model_dir M --mining_dir D [--replace]      # another mining run's entities
+    mel kb add     --model_dir M --mining_dir D [--skip_existing]  # another mining run's
     mel kb remove  --model_dir M --ids ids.txt | --id Q42 [--id ...]
     mel kb compact --model_dir M [--kind scann|brute_force]
     mel kb status  --model_dir M
@@ -9,7 +9,8 @@
 `add` encodes the entities with the model's entity tower (resumable: a killed run continues in
 kb/staging/) unless --embeddings gives their vectors (mel encode --entities ... --output E),
 then commits them as one generation: an added index segment, the old rows of replaced ids
-masked. Ids already in the knowledge base are an error unless --replace. `remove` masks ids;
+masked. Ids already in the knowledge base are an error unless --replace (replace them) or
+--skip_existing (leave them out). `remove` masks ids;
 an unknown id is an error. `compact` rebuilds one index from every live entity. Each command
 is one atomic generation (mel.retrieval.kb); `mel.load(...).reload()`, `:reload` in
 `mel link -i` and `mel evaluate` see the new one. The spotter's dictionary gains the labels and
@@ -40,8 +41,18 @@ def _print_summary(prog: str, manifest: dict, seconds: float) -> None:
 
 def run_add(args, prog: str) -> None:
   from mel.retrieval import encode, kb_changes, kb_entities
+  from mel.retrieval import kb
   entities = encode.read_entity_set(args.model_dir, args.entities, args.mining_dir)
   source = args.entities or args.mining_dir
+  if args.skip_existing:
+    live = kb.open_kb(args.model_dir, verify=False).locate(e.entity_id for e in entities)
+    if live:
+      print(f"[{prog}] {len(live)} of the {len(entities)} entities are in the knowledge base "
+            "already: skipped (--skip_existing)", file=sys.stderr)
+    entities = [e for e in entities if e.entity_id not in live]
+    if not entities:
+      print(f"[{prog}] nothing to add", file=sys.stderr)
+      return
   staging = ""
   embeddings_dir = args.embeddings
   if not embeddings_dir:
@@ -85,8 +96,12 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel kb") -> int:
   flags.mining_dir(add, help="add another mining run's entities (its entities/ records)")
   add.add_argument("--embeddings", default="", help="their vectors, already encoded (mel "
                    "encode --entities ... --output E); default: encode them now")
-  add.add_argument("--replace", action="store_true",
-                   help="replace entities already in the knowledge base (same id)")
+  existing = add.add_mutually_exclusive_group()
+  existing.add_argument("--replace", action="store_true",
+                        help="replace entities already in the knowledge base (same id)")
+  existing.add_argument("--skip_existing", action="store_true",
+                        help="leave out entities already in the knowledge base (e.g. another "
+                        "mining run's entities: add only the new ones)")
   for sub in (add, compact):
     sub.add_argument("--kind", choices=("scann", "brute_force"), default=None,
                      help="index kind of the new segment (default: the base's)")
