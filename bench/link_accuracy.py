@@ -8,7 +8,8 @@ mention + right context, the document title) with the gold span given, so spotti
 the measure and every query is linked. Per mode:
 
   accuracy@1   the top candidate is the gold entity (threshold ignored)
-  linked       share of mentions whose best score reaches the linker's NIL threshold
+  linked       share of mentions whose best candidate's cosine reaches the linker's NIL
+               threshold (the model's nil.json, else the default)
   precision    accuracy among the linked ones (what a caller keeping non-NIL links gets)
 
 This is the figure behind the defaults in mel/linking/linker.py (prior weight, threshold),
@@ -36,12 +37,13 @@ def measure(linker, queries, fast: bool) -> dict:
     top = m.candidates[0].entity_id if m.candidates else None
     hit = top == q.gold
     correct += hit
-    if m.score >= linker.threshold:
+    if m.candidates and m.candidates[0].cosine >= linker.threshold:   # the linker's NIL rule
       linked += 1
       linked_correct += hit
   n = max(len(queries), 1)
   return {"queries": len(queries), "accuracy_at_1": correct / n, "linked": linked / n,
           "precision": linked_correct / max(linked, 1), "threshold": linker.threshold,
+          "threshold_source": linker.threshold_source,
           "seconds": round(time.time() - started, 1)}
 
 
@@ -64,8 +66,8 @@ def main(argv=None) -> int:
     r = measure(linker, queries, fast)
     results[mode] = r
     print(f"{mode}: {r['queries']} mentions, accuracy@1 {r['accuracy_at_1']:.3f}; at threshold "
-          f"{r['threshold']}: linked {r['linked']:.1%}, precision {r['precision']:.3f} "
-          f"({r['seconds']} s)", flush=True)
+          f"{r['threshold']:.3f} ({r['threshold_source']}): linked {r['linked']:.1%}, "
+          f"precision {r['precision']:.3f} ({r['seconds']} s)", flush=True)
   if args.json:
     tmp = args.json + ".tmp"
     with open(tmp, "w") as f:

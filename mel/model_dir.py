@@ -14,6 +14,8 @@
                 dictionary/          the spotter's surface forms (mel dictionary)
                 kb/                  the knowledge base's generations: entities added, replaced
                                      and removed after training (mel kb, mel.retrieval.kb)
+                nil.json             the NIL threshold chosen on held-out data (mel.nil_threshold;
+                                     mel evaluate --nil_fraction F --save_threshold)
                 eval/<dataset kind>/ evaluation reports (mel evaluate)
 
 Paths may be local or gs:// (training writes either); the readers here read local files.
@@ -39,10 +41,13 @@ EMBEDDINGS = "embeddings"
 INDEX = "index"
 DICTIONARY = "dictionary"
 KB = "kb"
+NIL_THRESHOLD = "nil.json"
 EVAL = "eval"
 # What serving reads of a model dir besides index/ and dictionary/ (the gs:// cache fetches
-# these, not checkpoints, summaries or embeddings). A trailing "/" names a directory.
-SERVING_PARTS = (EXPORT_MANIFEST, MENTION_ENCODER + "/", ENTITY_ENCODER + "/", ENTITIES)
+# these, not checkpoints, summaries or embeddings; optional ones only when present). A trailing
+# "/" names a directory.
+SERVING_PARTS = (EXPORT_MANIFEST, MENTION_ENCODER + "/", ENTITY_ENCODER + "/", ENTITIES,
+                 NIL_THRESHOLD)
 
 
 def _join(root: str, rel: str) -> str:
@@ -78,6 +83,7 @@ class ModelDir:
   index = property(lambda self: self.join(INDEX))
   dictionary = property(lambda self: self.join(DICTIONARY))
   kb = property(lambda self: self.join(KB))
+  nil_threshold = property(lambda self: self.join(NIL_THRESHOLD))
 
   def eval(self, dataset_kind: str) -> str:
     return os.path.join(self.join(EVAL), dataset_kind)

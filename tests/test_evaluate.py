@@ -131,7 +131,7 @@ def test_report_files_table_and_plots(tmp_path):
 
 EVALUATION_MODULES = ("mel.evaluation.evaluate", "mel.evaluation.alias_table",
                       "mel.evaluation.metrics", "mel.evaluation.datasets",
-                      "mel.evaluation.systems", "mel.evaluation.report")
+                      "mel.evaluation.systems", "mel.evaluation.report", "mel.evaluation.nil")
 
 
 def test_evaluation_imports_no_beam_and_no_training_code():
@@ -140,6 +140,7 @@ def test_evaluation_imports_no_beam_and_no_training_code():
   import subprocess
   import sys
   code = ("import sys, " + ", ".join(EVALUATION_MODULES) + ", mel.retrieval, mel.towers, "
+          "mel.retrieval.masked, mel.nil_threshold, "
           "mel.model_dir, mel.records, mel.anchors, mewsli9.reader, matplotlib, tqdm; "
           "print(sorted(m for m in sys.modules if m.split('.')[0] in "
           "('apache_beam', 'beam_pipelines', 'official', 'tensorflow') or "
@@ -349,3 +350,60 @@ def test_evaluate_on_a_mewsli9_dataset(mini_model, mini_index, mini_mewsli9, tmp
   assert code == 0 and "freq_bin column" in report["bins"]["source"]
   assert report["bins"]["queries"] == np.bincount([m.freq_bin for m in dataset.usable_mentions()],
                                                   minlength=6).tolist()
+
+
+@pytest.mark.slow
+def test_evaluate_nil_and_save_threshold_on_the_mini_holdout(mini_model, mini_mining,
+                                                            mini_index, tmp_path):
+  """`mel evaluate --nil_fraction 0.5 --save_threshold` on a copy of the mini model's export
+  and entity table (nil.json goes into the model dir; the shared fixture stays as it is) with
+  the exact index above."""
+  from mel import nil_threshold
+  from mel.evaluation import nil
+  source, mining = mini_model[0], str(mini_mining[0])
+  model = tmp_path / "model"
+  shutil.copytree(source / "export", model / "export")
+  shutil.copy(source / "entities.tsv", model / "entities.tsv")
+  pattern = f"{mining}/mentions/holdout-*.tfrecord.gz"
+  argv = ["--model_dir", str(model), "--index", str(mini_index), "--name", "F", "--mining_dir",
+          mining, "--dataset", f"holdout:{pattern}", "--recall_at", "1,10", "--output",
+          str(tmp_path / "eval"), "--no_progress"]
+  assert evaluate.main(argv + ["--save_threshold"]) == 1   # without --nil_fraction
+  assert not (model / "nil.json").exists()
+  result = run_module("mel", "evaluate", *argv, "--nil_fraction", "0.5", "--nil_seed", "3",
+                      "--save_threshold")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "NIL (--nil_fraction 0.5, --nil_seed 3)" in result.stdout
+  assert f"{ALIAS_TABLE}: not in the NIL figures; it has no scores" in result.stdout
+  report = json.loads((tmp_path / "eval" / reports.JSON_NAME).read_text(encoding="utf-8"))
+  facts, section = report["nil"], report["systems"]["F"]["nil"]
+  assert facts["systems"] == ["F"] and list(facts["skipped"]) == [ALIAS_TABLE]
+  assert "nil" not in report["systems"][ALIAS_TABLE]
+
+  # removal and split, recomputed from the records
+  from mel import records
+  holdout = list(records.read_output(mining, records.MENTIONS_HOLDOUT))
+  golds = {m.entity_id for m in holdout}
+  removed = set(nil.removed_entities(golds, 0.5, 3))   # every gold is in the index
+  assert facts["gold_entities"] == facts["gold_entities_in_every_index"] == len(golds)
+  assert facts["removed_entities"] == len(removed) == int(0.5 * len(golds) + 0.5)
+  assert facts["queries_of_removed_entities"] == sum(m.entity_id in removed for m in holdout)
+  assert (facts["calibration_queries"], facts["test_queries"]) == (
+      (len(holdout) + 1) // 2, len(holdout) // 2)
+  test = section["test"]
+  assert test["queries"] == len(holdout) // 2 and 0 < test["out_of_kb"] < test["queries"]
+  assert section["out_of_kb_removed"] == facts["queries_of_removed_entities"]
+  for row in [test, section["calibration"]] + section["curve"]:
+    assert all(row[k] is None or 0 <= row[k] <= 1 for k in (
+        "accuracy", "nil_precision", "nil_recall", "linking_precision", "coverage"))
+  assert len(section["curve"]) >= 21 and section["threshold"] in [
+      r["threshold"] for r in section["curve"]]
+  assert (tmp_path / "eval" / reports.NIL_PLOT).stat().st_size > 1000
+
+  chosen = nil_threshold.read(str(model), json.loads(
+      (model / "export" / "manifest.json").read_text()))
+  assert chosen["threshold"] == section["threshold"] and chosen["test"] == test
+  assert chosen["chosen_on"]["dataset"] == f"holdout:{pattern}"
+  assert chosen["chosen_on"]["index"] == os.path.abspath(mini_index)
+  assert chosen["model"]["step"] == 120
+  print(f"mini model NIL: threshold {section['threshold']:.3f}, test {test}")

@@ -323,3 +323,16 @@ print(json.dumps({{"before": before, "reloaded": reloaded, "after": after,
   # the new name is spotted (the dictionary gained it) and, with its span given, the entity
   # is a candidate: the mini model is small, so only presence is required, not rank 1
   assert ["Zorbulon", "mykb:zorbulon", "Q999999999"] in out["after"]
+
+
+def test_model_e_cannot_encode_new_entities(model, tmp_path):
+  from mel.retrieval import encode
+  manifest_path = os.path.join(model, "export", "manifest.json")
+  export = json.load(open(manifest_path))
+  json.dump({**export, "kind": "E", "entity_input": "entity_id"}, open(manifest_path, "w"))
+  entities = encode.read_entity_set(model, str(_write(tmp_path / "n.jsonl", [
+      {"id": "Q77", "description": "a new thing"}])))
+  with pytest.raises(ValueError, match="Model E .* cannot encode new entities"):
+    encode.encode_entity_set(model, entities, str(tmp_path / "out"))
+  with pytest.raises(ValueError, match="one of --entities"):
+    encode.read_entity_set(model)

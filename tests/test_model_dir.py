@@ -23,7 +23,9 @@ def test_paths_are_named_once(tmp_path):
   assert d.index == str(tmp_path / model_dir.INDEX)
   assert d.eval("holdout") == str(tmp_path / "eval" / "holdout")
   assert set(model_dir.SERVING_PARTS) == {"export/manifest.json", "export/mention_encoder/",
-                                          "export/entity_encoder/", "entities.tsv"}
+                                          "export/entity_encoder/", "entities.tsv",
+                                          "nil.json"}
+  assert d.nil_threshold == str(tmp_path / "nil.json")
 
 
 def test_identity_and_mining_dir(tmp_path):

@@ -3,7 +3,8 @@
     mel evaluate --model_dir M [--index M/index] [--name F] [--model_dir M2 ...] \
         --dataset holdout:GLOB | mewsli9:DIR [--recall_at 1,10,100] [--mining_dir D] \
         [--bins counts|dataset] [--alias_table T | --no_alias_table] [--output DIR] \
-        [--languages bn,mr] [--context_chars 256] [--batch_size 256] [--no_progress]
+        [--languages bn,mr] [--context_chars 256] [--batch_size 256] [--no_progress] \
+        [--nil_fraction 0.2 [--nil_seed 0] [--save_threshold]]
 
 Each query (a mention in context with its gold entity) goes to every system: the dual encoders
 given (mention tower of the exported SavedModel, then the entity index) and the alias-table
@@ -31,33 +32,94 @@ leave-languages-out evaluation of a model trained with data.exclude_languages); 
 is still built from all training anchors, and it ranks by a query's own language first, so a
 left-out language is answered from its own training anchors.
 
+**NIL** (--nil_fraction F > 0; mel.evaluation.nil): of the distinct gold entities that every
+dual encoder's index holds, a fraction F drawn by sha256 of (--nil_seed, entity id) is taken out
+of each index (a MaskedIndex: nothing is rebuilt), so that all mentions of those entities are
+out-of-KB queries that should come back NIL; the same entities for every system. Each dual
+encoder's top-1 (entity, cosine) is searched without them. Half the queries, drawn by (seed,
+query id), choose the cosine threshold with the best NIL-aware accuracy; the other half report
+at it NIL precision and recall, linking precision, coverage and accuracy, and a curve over
+thresholds. A gold entity no index held (Mewsli-9 QIDs outside the KB) is out-of-KB too, and
+counted apart. The alias table has no scores: it is left out of the NIL figures.
+--save_threshold writes each model's nil.json (mel.nil_threshold), which mel.load then uses.
+
 Each model is searched through its knowledge base as it is now (mel.retrieval.kb: index/ plus the
 entities `mel kb` added, replaced or removed), unless --index names another index. Defaults
 from the first --model_dir (mel.model_dir): --mining_dir its
 config's data.mining_dir, --output <model_dir>/eval/<dataset kind>. Outputs (mel.evaluation.
-report): evaluation.json, evaluation.md, recall_by_bin.png, recall_by_language.png; the tables
-are printed too. Imports no Beam and no training code: only the exported towers and the index.
+report): evaluation.json, evaluation.md, recall_by_bin.png, recall_by_language.png (and with
+--nil_fraction nil_curve.png); the tables are printed too. Imports no Beam and no training
+code: only the exported towers and the index.
 """
 import datetime
 import os
 import sys
 import time
-from typing import Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from mel import flags
 from mel.bins import BIN_EDGES, BIN_LABELS, frequency_bin
-from mel.evaluation import datasets, metrics, report as reports
-from mel.evaluation.systems import ALIAS_TABLE, AliasTableSystem, DualEncoder
+from mel.evaluation import datasets, metrics, nil, report as reports
+from mel.evaluation.systems import ALIAS_TABLE, AliasTableSystem, DualEncoder, top1_without
 
 LOG = "[mel.evaluation.evaluate]"
 KB_INDEX = "kb"   # --index value: the model's knowledge base
 
 
+def plan_nil(systems: Sequence, queries: Sequence[datasets.Query], fraction: float,
+             seed: int) -> dict:
+  """What the NIL evaluation takes out and how it splits the queries, the same for every system.
+
+  Candidates for removal are the distinct gold entities that every scored system's index holds;
+  nil.removed_entities draws the fraction of them. Returns {"removed": sorted ids, "rows":
+  {system name: {entity id: index rows}} (every held gold), "calibration": bool [Q], "facts":
+  the report's "nil" section}.
+  """
+  from mel.retrieval.ids import rows_of
+  scored = [s for s in systems if hasattr(s, "encode")]
+  distinct = sorted({q.gold for q in queries})
+  rows = {s.name: rows_of(s.index.ids, distinct) for s in scored}
+  held = sorted(set.intersection(*(set(r) for r in rows.values()))) if rows else []
+  removed = nil.removed_entities(held, fraction, seed)
+  calibration = nil.calibration_half([q.query_id for q in queries], seed)
+  gone = set(removed)
+  facts = {"fraction": fraction, "seed": seed, "queries": len(queries),
+           "gold_entities": len(distinct), "gold_entities_in_every_index": len(held),
+           "removed_entities": len(removed), "removed_examples": removed[:20],
+           "queries_of_removed_entities": sum(1 for q in queries if q.gold in gone),
+           "calibration_queries": int(calibration.sum()),
+           "test_queries": int((~calibration).sum()), "tie_rule": nil.TIE_RULE,
+           "systems": [s.name for s in scored],
+           "skipped": {s.name: "it has no scores to threshold (it ranks by alias counts)"
+                       for s in systems if not hasattr(s, "encode")}}
+  return {"removed": removed, "rows": rows, "calibration": calibration, "facts": facts}
+
+
+def nil_of(system, vectors: np.ndarray, gold: Sequence[str], plan: dict) -> dict:
+  """One scored system's NIL section: its top-1 without the removed entities, the threshold
+  chosen on the calibration half and the test half's figures (mel.evaluation.nil)."""
+  rows = plan["rows"][system.name]
+  dead = [r for e in plan["removed"] for r in rows.get(e, ())]
+  top, cosines = top1_without(system.index, vectors, dead)
+  gone = set(plan["removed"])
+  in_kb = np.array([g in rows and g not in gone for g in gold], bool)
+  correct = np.array([t == g for t, g in zip(top, gold)], bool)
+  return {**nil.nil_section(cosines, correct, in_kb, plan["calibration"]),
+          "index_rows_removed": len(dead),
+          "out_of_kb_removed": sum(1 for g in gold if g in gone),
+          "out_of_kb_not_indexed": sum(1 for g in gold if g not in rows)}
+
+
 def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict,
-             bins: Sequence[int], bins_source: str, ks: Sequence[int]) -> dict:
-  """Runs every system on the queries; returns the report (JSON-able)."""
+             bins: Sequence[int], bins_source: str, ks: Sequence[int], nil_fraction: float = 0.0,
+             nil_seed: int = 0) -> dict:
+  """Runs every system on the queries; returns the report (JSON-able).
+
+  nil_fraction > 0 adds the NIL evaluation (plan_nil, nil_of): a "nil" section in the report
+  and in each scored system's entry.
+  """
   gold = [q.gold for q in queries]
   langs = [q.lang for q in queries]
   report = {"format": reports.FORMAT, "created": datetime.datetime.now(datetime.timezone.utc)
@@ -67,15 +129,50 @@ def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict
                      "queries": [int(n) for n in np.bincount(np.asarray(bins, np.int64),
                                                              minlength=len(BIN_LABELS))]},
             "systems": {}}
+  plan = plan_nil(systems, queries, nil_fraction, nil_seed) if nil_fraction > 0 else None
   for system in systems:
     started = time.time()
-    predictions = system.retrieve(queries, max(ks))
+    vectors = None
+    if plan is not None and hasattr(system, "encode"):
+      # encoded once: the recall search and the NIL search take the same vectors
+      vectors = system.encode(queries)
+      predictions = system.search(vectors, max(ks))
+    else:
+      predictions = system.retrieve(queries, max(ks))
     results = metrics.recall_report(metrics.gold_ranks(predictions, gold), bins, langs, ks)
     results["gold_known_to_system"] = system.known(gold)
     results["no_candidates"] = sum(1 for p in predictions if not p)
-    report["systems"][system.name] = {**system.describe(), "results": results,
-                                      "seconds": round(time.time() - started, 1)}
+    entry = {**system.describe(), "results": results}
+    if vectors is not None:
+      entry["nil"] = nil_of(system, vectors, gold, plan)
+    report["systems"][system.name] = {**entry, "seconds": round(time.time() - started, 1)}
+  if plan is not None:
+    report["nil"] = plan["facts"]
   return report
+
+
+def save_thresholds(report: dict, systems: Sequence) -> List[str]:
+  """Writes nil.json (mel.nil_threshold) of every dual encoder's model dir; returns the paths."""
+  from mel import nil_threshold
+  from mel.model_dir import ModelDir
+  facts, dataset = report["nil"], report["dataset"]
+  paths = []
+  for system in systems:
+    section = report["systems"][system.name].get("nil")
+    if section is None:
+      continue
+    chosen_on = {"dataset": dataset["spec"], "queries": facts["queries"],
+                 "languages": dataset.get("languages"),
+                 "calibration_queries": facts["calibration_queries"],
+                 "test_queries": facts["test_queries"], "nil_fraction": facts["fraction"],
+                 "seed": facts["seed"], "removed_entities": facts["removed_entities"],
+                 "index": os.path.abspath(system.index_path), "tie_rule": facts["tie_rule"],
+                 "calibration": section["calibration"], "evaluated": report["created"],
+                 "report": report.get("outputs", {}).get("json")}
+    paths.append(nil_threshold.write(
+        system.model_dir, ModelDir(system.model_dir).read_export_manifest(),
+        section["threshold"], chosen_on, section["test"], section["curve"]))
+  return paths
 
 
 def run(args) -> dict:
@@ -84,6 +181,12 @@ def run(args) -> dict:
   from mel.model_dir import ModelDir
   ks = flags.parse_cutoffs(args.recall_at)
   kind = datasets.dataset_kind(args.dataset)
+  if args.save_threshold and not args.nil_fraction > 0:
+    raise ValueError("--save_threshold needs --nil_fraction F > 0: the threshold is chosen on "
+                     "queries whose gold entities were taken out of the index")
+  if args.nil_fraction > 0 and not args.model_dir:
+    raise ValueError("--nil_fraction needs a --model_dir: the alias table has no scores to "
+                     "threshold")
   progress = not args.no_progress
   model_dirs = args.model_dir or []
   if args.index and len(args.index) != len(model_dirs):
@@ -137,8 +240,12 @@ def run(args) -> dict:
     systems.append(AliasTableSystem(table, source))
   if not systems:
     raise ValueError("nothing to evaluate: give --model_dir, or leave the alias table on")
-  report = evaluate(systems, queries, dataset, bins, bins_source, ks)
+  report = evaluate(systems, queries, dataset, bins, bins_source, ks, args.nil_fraction,
+                    args.nil_seed)
   paths = reports.write_report(report, output)
+  if args.save_threshold:
+    for path in save_thresholds(report, systems):
+      print(f"{LOG} NIL threshold -> {path}", file=sys.stderr)
   print(reports.markdown_tables(report))
   print(f"{LOG} {len(queries):,} queries, {len(systems)} systems -> " + ", ".join(paths.values()),
         file=sys.stderr)
@@ -171,10 +278,20 @@ def main(argv=None, prog: str = "mel evaluate") -> int:
                "(default <first model_dir>/eval/<dataset kind>)")
   p.add_argument("--context_chars", type=int, default=256,
                  help="mewsli9: context characters each side (the mining default)")
+  p.add_argument("--nil_fraction", type=float, default=0.0,
+                 help="take this fraction of the queries' gold entities out of each index and "
+                 "choose a NIL threshold on half the queries (default 0: off)")
+  p.add_argument("--nil_seed", type=int, default=0,
+                 help="which entities are taken out and which queries choose (default 0)")
+  p.add_argument("--save_threshold", action="store_true",
+                 help="write the chosen threshold to each model's nil.json (needs "
+                 "--nil_fraction), where mel.load finds it")
   flags.batch_size(p)
   flags.no_progress(p)
   args = p.parse_args(argv)
   flags.require_positive(p, args, "batch_size")
+  if not 0 <= args.nil_fraction < 1:
+    p.error(f"--nil_fraction must be in [0, 1), got {args.nil_fraction}")
   if args.context_chars < 0:
     p.error(f"--context_chars must be 0 or more, got {args.context_chars}")
   try:

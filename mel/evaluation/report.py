@@ -1,7 +1,8 @@
 """An evaluation report on disk: evaluation.json (every figure and what produced it),
 evaluation.md (Table 6 of the paper: R@k per frequency bin, micro and macro, plus a table per
-language), recall_by_bin.png and recall_by_language.png. Every file is written under a temp
-name and renamed, so a reader never sees half a report.
+language, and with --nil_fraction the NIL figures of mel.evaluation.nil), recall_by_bin.png,
+recall_by_language.png and nil_curve.png (NIL only). Every file is written under a temp name
+and renamed, so a reader never sees half a report.
 """
 import json
 import os
@@ -14,6 +15,11 @@ from mel.bins import BIN_LABELS
 FORMAT = "mel-eval/1"
 JSON_NAME, MARKDOWN_NAME = "evaluation.json", "evaluation.md"
 BIN_PLOT, LANGUAGE_PLOT = "recall_by_bin.png", "recall_by_language.png"
+NIL_PLOT = "nil_curve.png"
+NIL_FIGURES = (("accuracy", "Accuracy"), ("nil_precision", "NIL precision"),
+               ("nil_recall", "NIL recall"), ("linking_precision", "Linking precision"),
+               ("coverage", "Coverage"))
+CURVE_ROWS = 5   # curve rows per system in evaluation.md (all of them are in the JSON)
 
 
 def _fmt(value) -> str:
@@ -53,7 +59,43 @@ def markdown_tables(report: dict) -> str:
     lines.append(f"| {lang} | {row['queries']:,} | "
                  + cells(lambda r: r["languages"][lang]) + " |")
   lines.append("| macro-avg | | " + cells(lambda r: r["language_macro"]) + " |")
+  if "nil" in report:
+    lines += [""] + nil_tables(report)
   return "\n".join(lines) + "\n"
+
+
+def nil_tables(report: dict) -> List[str]:
+  """The NIL table (chosen threshold, test-half figures per system) and a few curve rows."""
+  facts = report["nil"]
+  scored = [n for n in facts["systems"] if "nil" in report["systems"][n]]
+  lines = [f"NIL (--nil_fraction {facts['fraction']}, --nil_seed {facts['seed']}): "
+           f"{facts['removed_entities']:,} of {facts['gold_entities_in_every_index']:,} gold "
+           f"entities taken out of the index ({facts['queries_of_removed_entities']:,} queries "
+           f"become out-of-KB); threshold on the cosine, chosen on "
+           f"{facts['calibration_queries']:,} queries by the {facts['tie_rule']}; figures on the "
+           f"other {facts['test_queries']:,}.", ""]
+  head = "| " + " | ".join(label for _, label in NIL_FIGURES) + " |"
+  rule = "---:|" * len(NIL_FIGURES)
+  lines += ["| System | Threshold " + head, "|---|---:|" + rule]
+  for name in scored:
+    test = report["systems"][name]["nil"]["test"]
+    lines.append(f"| {name} | {report['systems'][name]['nil']['threshold']:.3f} | "
+                 + " | ".join(_fmt(test[key]) for key, _ in NIL_FIGURES) + " |")
+  for name, why in facts.get("skipped", {}).items():
+    lines += ["", f"{name}: not in the NIL figures; {why}."]
+  for name in scored:
+    section = report["systems"][name]["nil"]
+    curve = section["curve"]
+    picks = sorted({int(round(i)) for i in np.linspace(0, len(curve) - 1, CURVE_ROWS)}
+                   | {i for i, row in enumerate(curve) if row["threshold"] == section["threshold"]})
+    lines += ["", f"{name}, test half at other thresholds (all {len(curve)} in the JSON):", "",
+              "| Threshold | Linked " + head, "|---:|---:|" + rule]
+    for i in picks:
+      row = curve[i]
+      mark = " (chosen)" if row["threshold"] == section["threshold"] else ""
+      lines.append(f"| {row['threshold']:.3f}{mark} | {row['linked']:,} | "
+                   + " | ".join(_fmt(row[key]) for key, _ in NIL_FIGURES) + " |")
+  return lines
 
 
 def plot(report: dict, output_dir: str) -> List[str]:
@@ -94,15 +136,64 @@ def plot(report: dict, output_dir: str) -> List[str]:
   ax.set_ylabel("R@1")
   ax.set_title(f"R@1 per language: {report['dataset']['spec']}", fontsize=9)
   paths.append(_finish(fig, ax, os.path.join(output_dir, LANGUAGE_PLOT), grid_axis="y"))
+  if "nil" in report:
+    paths.append(plot_nil(report, output_dir))
   return paths
 
 
-def _finish(fig, ax, path: str, grid_axis: str) -> str:
-  """Shared look of both plots (recall axis 0..1, grid, legend), saved atomically, closed."""
+def plot_nil(report: dict, output_dir: str) -> str:
+  """nil_curve.png: linking precision against coverage (left), NIL precision and recall against
+  the threshold (right), on the test half, the chosen threshold marked."""
+  import matplotlib
+  matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+
+  def values(curve, key):
+    return [np.nan if row[key] is None else row[key] for row in curve]
+
+  for i, name in enumerate(report["nil"]["systems"]):
+    section = report["systems"][name]["nil"]
+    curve, test, color = section["curve"], section["test"], colors[i % len(colors)]
+    left.plot(values(curve, "coverage"), values(curve, "linking_precision"), "-", marker=".",
+              color=color, label=name)
+    left.plot(values([test], "coverage"), values([test], "linking_precision"), "*", markersize=12,
+              color=color, label=f"{name}: chosen {section['threshold']:.3f}")
+    thresholds = [row["threshold"] for row in curve]
+    right.plot(thresholds, values(curve, "nil_precision"), "-", color=color,
+               label=f"{name} NIL precision")
+    right.plot(thresholds, values(curve, "nil_recall"), "--", color=color,
+               label=f"{name} NIL recall")
+    right.axvline(section["threshold"], color=color, alpha=0.4, linewidth=1)
+  left.set_xlabel("coverage (in-KB queries linked)")
+  left.set_ylabel("linking precision")
+  left.set_xlim(0, 1.02)
+  right.set_xlabel("cosine threshold")
+  facts = report["nil"]
+  fig.suptitle(f"NIL, test half: {facts['fraction']:.0%} of the gold entities removed, "
+               f"{report['dataset']['spec']}", fontsize=9)
+  for ax in (left, right):
+    _style(ax, "both")
+  return _save(fig, os.path.join(output_dir, NIL_PLOT))
+
+
+def _style(ax, grid_axis: str) -> None:
+  """Shared look of the plots: figure axis 0..1, grid, legend."""
   ax.set_ylim(0, 1.02)
   ax.grid(axis=grid_axis, alpha=0.3)
   ax.legend(fontsize=8)
+
+
+def _finish(fig, ax, path: str, grid_axis: str) -> str:
+  """A one-axis plot styled (recall axis 0..1, grid, legend), saved atomically, closed."""
+  _style(ax, grid_axis)
+  return _save(fig, path)
+
+
+def _save(fig, path: str) -> str:
+  """Saves fig to path atomically and closes it."""
+  import matplotlib.pyplot as plt
   fig.tight_layout()
   # The temp name keeps the .png suffix: savefig picks the format from it.
   tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}.png")
@@ -127,8 +218,10 @@ def write_report(report: dict, output_dir: str) -> Dict[str, str]:
   os.makedirs(output_dir, exist_ok=True)
   paths = {"json": os.path.join(output_dir, JSON_NAME),
            "markdown": os.path.join(output_dir, MARKDOWN_NAME)}
-  bin_plot, language_plot = plot(report, output_dir)
+  bin_plot, language_plot, *nil_plot = plot(report, output_dir)
   paths.update(bin_plot=bin_plot, language_plot=language_plot)
+  if nil_plot:
+    paths["nil_plot"] = nil_plot[0]
   report["outputs"] = {k: os.path.abspath(v) for k, v in paths.items()}
   _write_text(paths["markdown"], markdown_tables(report))
   _write_text(paths["json"], json.dumps(report, indent=2, sort_keys=False, ensure_ascii=False)

@@ -5,10 +5,15 @@
 - AliasTableSystem: the alias-table baseline (mel.evaluation.alias_table).
 
 A system has a name, describe() (what produced its figures, for the report), retrieve(queries,
-k) and known(gold) (how many gold entities it can return at all).
+k) and known(gold) (how many gold entities it can return at all). A system with scores (the
+dual encoder) also has `index`, encode(queries) and search(vectors, k): the NIL evaluation
+(mel.evaluation.nil) encodes the queries once and searches the index twice, as it is and without
+the removed entities (top1_without).
 """
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from mel.evaluation.datasets import Query
 
@@ -40,17 +45,23 @@ class DualEncoder:
             "kb_generation": self.kb.generation if self.kb else None,
             "live_entities": self.kb.live_count if self.kb else len(self.index)}
 
-  def retrieve(self, queries: Sequence[Query], k: int) -> List[List[str]]:
-    from tqdm import tqdm
+  def encode(self, queries: Sequence[Query]) -> np.ndarray:
+    """float32 [Q, D]: the mention tower's vectors of the queries."""
     from mel import towers
-    vectors = towers.mention_tower(self.model_dir).encode(queries, self.batch_size,
-                                                          self.progress)
+    return towers.mention_tower(self.model_dir).encode(queries, self.batch_size, self.progress)
+
+  def search(self, vectors: np.ndarray, k: int) -> List[List[str]]:
+    """[Q][<=k] entity ids, best first, for vectors float32 [Q, D]."""
+    from tqdm import tqdm
     out = []
-    for start in tqdm(range(0, len(queries), SEARCH_BATCH), desc=f"{self.name}: retrieval",
+    for start in tqdm(range(0, len(vectors), SEARCH_BATCH), desc=f"{self.name}: retrieval",
                       unit="batch", mininterval=5, disable=not self.progress):
       ids, _ = self.index.search_ids(vectors[start:start + SEARCH_BATCH], k)
       out.extend(ids)
     return out
+
+  def retrieve(self, queries: Sequence[Query], k: int) -> List[List[str]]:
+    return self.search(self.encode(queries), k)
 
   def known(self, gold: Sequence[str]) -> int:
     ids = set(self.index.live_ids())
@@ -76,3 +87,28 @@ class AliasTableSystem:
 
   def known(self, gold: Sequence[str]) -> int:
     return sum(1 for g in gold if g in self.table.entity_totals)
+
+
+def top1_without(index, vectors: np.ndarray, dead_rows: Sequence[int]
+                 ) -> Tuple[List[Optional[str]], np.ndarray]:
+  """The best entity of each query and its cosine, searching index without its dead rows (the
+  removed entities' rows, mel.retrieval.ids.rows_of) through a MaskedIndex: nothing is rebuilt.
+
+  Args:
+    index: a mel.retrieval Index.
+    vectors: float32 [Q, D] query vectors.
+    dead_rows: rows of index never to return.
+  Returns:
+    (ids [Q], None where nothing was found; cosines float64 [Q], -inf where nothing was found).
+  """
+  from mel.retrieval.masked import MaskedIndex
+  masked = MaskedIndex(index, dead_rows)
+  ids: List[Optional[str]] = []
+  cosines = np.full(len(vectors), -np.inf)
+  for start in range(0, len(vectors), SEARCH_BATCH):
+    rows, scores = masked.search(vectors[start:start + SEARCH_BATCH], 1)
+    found = rows[:, 0] >= 0
+    names = iter(masked.take_ids(rows[found, 0]))
+    ids.extend(next(names) if f else None for f in found.tolist())
+    cosines[start:start + len(rows)] = np.where(found, scores[:, 0], -np.inf)
+  return ids, cosines

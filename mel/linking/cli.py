@@ -11,7 +11,8 @@ one JSON object per line: {"text": ..., "lang": ... (else --lang), "title": ...,
 candidates, link_prob), or plus "error" for a line that could not be linked (bad JSON, malformed
 language code, bad spans). Exit status: 0 ok, 1 if any line failed or the model cannot be loaded,
 2 usage. In interactive mode, `:lang CODE` switches language, `:fast` / `:full` the mode,
-`:quit` (or end of input) leaves.
+`:quit` (or end of input) leaves; it prints the NIL threshold and where it came from first
+(the model's nil.json, the default, or --threshold).
 
 Languages: any well-formed code (a Wikipedia code such as en, zh-yue, simple, or a BCP-47 tag
 such as gsw, pt-br) is linked; one outside the model's pretraining languages (the 104 mBERT
@@ -51,8 +52,8 @@ def format_mentions(text: str, mentions, threshold: float) -> str:
     lp = "" if m.link_prob is None else f", link prob {m.link_prob:.2f}"
     if m.is_nil:
       best = m.candidates[0] if m.candidates else None
-      why = (f"best {best.entity_id} {best.score:.2f} < threshold {threshold:.2f}" if best
-             else "no candidates")
+      why = (f"best {best.entity_id} cosine {best.cosine:.2f} < threshold {threshold:.2f}"
+             if best else "no candidates")
       lines.append(f"  {n}. {m.text} [{m.start}:{m.end}] -> NIL ({why}{lp})")
     else:
       top = m.candidates[0]
@@ -80,6 +81,8 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
   lang = check_language(lang, lk.languages)
   print(f"mel link: {lk.model_dir} ({'fast' if fast else 'full'} mode, language {lang}). Type "
         f"text; :lang CODE, :fast, :full, :quit.", file=sys.stderr)
+  print(f"mel link: NIL below cosine {lk.threshold:.3f} ({lk.threshold_source})",
+        file=sys.stderr)
   while True:
     sys.stderr.write(f"{lang}> ")
     sys.stderr.flush()
@@ -189,7 +192,9 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
                  help="index search only (no wider search, no anchor prior)")
   flags.top_k(p, 3, help="candidates per mention (default 3)")
   p.add_argument("--threshold", type=float, default=None,
-                 help="NIL below this score (default: mel.linking.linker.DEFAULT_THRESHOLD)")
+                 help="NIL when the best candidate's cosine is below this (default: the model's "
+                 "nil.json, chosen by `mel evaluate --nil_fraction F --save_threshold`; "
+                 "without one mel.linking.linker.DEFAULT_THRESHOLD)")
   p.add_argument("--min_link_prob", type=float, default=None,
                  help="spot dictionary forms linked at least this often when they occur "
                  "(default: mel.linking.spotter.DEFAULT_MIN_LINK_PROB)")

@@ -24,8 +24,14 @@ searched.
   P(entity | text) (SurfaceDictionary.prior: the language's anchors, else all languages'; 0
   for texts or entities no language has seen, so caller spans of unseen text score as in fast
   mode). Accuracy of both modes on the demo model: README "Linking" (bench/link_accuracy.py).
-- **NIL.** A mention whose best score is below `threshold` is kept with entity_id None (NIL)
-  and its candidates listed, so callers see what was rejected; `LinkedMention.is_nil`.
+- **NIL.** A mention whose best candidate (by score, in either mode) has a *cosine* below
+  `threshold` is kept with entity_id None (NIL) and its candidates listed, so callers see what
+  was rejected; `LinkedMention.is_nil`. The cosine, not the score with the prior, because the
+  threshold is chosen per model on cosines: `mel evaluate --nil_fraction F --save_threshold`
+  takes gold entities out of the index and picks the cosine that best separates their mentions
+  from the rest, and writes it to <model_dir>/nil.json (mel.nil_threshold), which load() reads
+  when no threshold is given; without one, DEFAULT_THRESHOLD. `Linker.threshold_source` says
+  which ("nil.json chosen on ...", "default" or "given").
 
 **Languages.** Any well-formed language code is linked (a Wikipedia code such as en, zh-yue,
 be-tarask, simple, or a BCP-47 tag such as gsw, pt-br): the tokenizer reads any script. The
@@ -45,23 +51,26 @@ mentions): no tensor grows with the text.
 Serving imports TensorFlow (+ tensorflow_text) and ScaNN's numpy binding, never Beam or mel's
 training code.
 """
+import os
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from mel import languages
-from mel.linking import inputs, loading
+from mel import languages, nil_threshold
+from mel.linking import inputs, loading, model_cache
 from mel.linking.dictionary import SurfaceDictionary
 from mel.linking.loading import ENV_MODEL_DIR, ModelNotFoundError, resolve_model_dir  # noqa: F401
 from mel.linking.results import Candidate, LinkedMention
 from mel.linking.spotter import DEFAULT_MIN_LINK_PROB, DEFAULT_MIN_LINKED, MentionDetector, Spot
+from mel.model_dir import ModelDir
 from mel.surface_forms import normalize_surface
 
 DEFAULT_TOP_K = 5
 FULL_CANDIDATES = 64      # candidates re-ranked in full mode
 FULL_LEAVES_FACTOR = 4    # full mode searches this many times the leaves of a tree index
-# Set on the demo model's held-out mentions (README "Linking"). The threshold depends on the
-# model (its cosine range): calibrate it for others.
+# Set by hand on the from-scratch demo model (README "Linking"); used when a model has no
+# nil.json. The threshold depends on the model's cosine range: choose one per model with
+# `mel evaluate --nil_fraction F --save_threshold`.
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_PRIOR_WEIGHT = 0.5
 CONTEXT_CHARS = 256       # the mining pipeline's context_chars: what the tower saw in training
@@ -76,7 +85,9 @@ class Linker:
   entity_encoder: callable (inputs: list of str) -> float32 [B, D], the entity tower (inputs
   are descriptions, or entity ids when entity_input == "entity_id"); full mode scores the
   prior's entities that the search did not return with it (None: they are left out).
-  threshold: NIL below this score; prior_weight: weight of P(entity | text) in full mode;
+  threshold: NIL when the best candidate's cosine is below it (None: DEFAULT_THRESHOLD);
+  threshold_source says where it came from (load() sets it for nil.json); prior_weight:
+  weight of P(entity | text) in full mode;
   min_link_prob / min_linked: the spotter's thresholds (mel.linking.spotter).
   tokenizer: the export manifest's "tokenizer" ("wordpiece" or "e5"); its pretraining
   languages (`languages`) are those linked without an UnseenLanguageWarning.
@@ -86,7 +97,7 @@ class Linker:
 
   def __init__(self, encoder, index, entities, dictionary: SurfaceDictionary,
                *, entity_encoder=None, entity_input: str = "description",
-               threshold: float = DEFAULT_THRESHOLD, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
+               threshold: Optional[float] = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT,
                min_link_prob: float = DEFAULT_MIN_LINK_PROB,
                min_linked: int = DEFAULT_MIN_LINKED, context_chars: int = CONTEXT_CHARS,
                max_batch: int = MAX_BATCH, window: int = 20_000, model_dir: str = "",
@@ -98,7 +109,8 @@ class Linker:
     self.encoder = encoder
     self._spotter_options = (min_link_prob, min_linked, window)
     self._served = self._serve(index, entities, dictionary, kb)
-    self.threshold = float(threshold)
+    self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    self.threshold_source = "default" if threshold is None else "given"
     self.prior_weight = float(prior_weight)
     self.context_chars = int(context_chars)
     self.max_batch = int(max_batch)
@@ -217,7 +229,8 @@ class Linker:
                     where if isinstance(where, str) else served.entities[where][1])
           for score, cos, p, e, where in scored[:top_k])
       best = candidates[0] if candidates else None
-      linked = best is not None and best.score >= threshold
+      # the cosine, also in full mode: the threshold is calibrated on cosines (nil.json)
+      linked = best is not None and best.cosine >= threshold
       yield LinkedMention(
           spot.start, spot.end, spot.text,
           best.entity_id if linked else None, best.qid if linked else None,
@@ -286,17 +299,33 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   changes of `mel kb`); Linker.reload() serves a newer generation later (local model dirs).
   index / dictionary override <path>/index and <path>/dictionary (local or gs://). verify
   checks every index and dictionary file's sha256 (always done for gs:// fetches). options go
-  to Linker (threshold, prior_weight, min_link_prob, min_linked, max_batch, ...).
+  to Linker (threshold, prior_weight, min_link_prob, min_linked, max_batch, ...); without a
+  threshold, the model's nil.json gives it when there is one (mel.nil_threshold).
   """
   path = resolve_model_dir(path)
   parts = loading.read_parts(path, index, dictionary, cache_dir, verify)
+  chosen = _chosen_threshold(path, cache_dir) if options.get("threshold") is None else None
+  if chosen is not None:
+    options["threshold"] = chosen["threshold"]
   linker = Linker(parts.encoder, parts.index, parts.entities, parts.dictionary,
                   entity_encoder=parts.entity_encoder, entity_input=parts.entity_input,
                   model_dir=path, tokenizer=parts.tokenizer, kb=parts.kb, **options)
   linker.fetch_stats = parts.fetch_stats
   linker._trained_dictionary = parts.trained_dictionary
   linker._verify = verify
+  if chosen is not None:
+    linker.threshold_source = nil_threshold.describe(chosen)
   return linker
+
+
+def _chosen_threshold(path: str, cache_dir: Optional[str]) -> Optional[dict]:
+  """The model dir's nil.json (of the gs:// cache's copy, fetched with the serving parts), or
+  None when it has none or it is stale (mel.nil_threshold.read warns)."""
+  local = model_cache.local_dir(path, cache_dir) if path.startswith("gs://") else path
+  directory = ModelDir(local)
+  if not os.path.isfile(directory.nil_threshold):
+    return None
+  return nil_threshold.read(local, directory.read_export_manifest())
 
 
 _DEFAULT: Dict[str, Linker] = {}

@@ -58,6 +58,12 @@ def _client():
     return storage.Client.create_anonymous_client()
 
 
+def local_dir(url: str, cache_dir: Optional[str] = None) -> str:
+  """Where fetch_dir mirrors url: <cache>/gcs/<bucket>/<path>."""
+  bucket_name, prefix = split_gs(url)
+  return os.path.join(cache_root(cache_dir), "gcs", bucket_name, *prefix.split("/"))
+
+
 def fetch_dir(url: str, parts=None, cache_dir: Optional[str] = None, force: bool = False,
               client=None) -> Tuple[str, dict]:
   """Mirrors the objects under url (those under `parts` prefixes, or all) into the cache.
@@ -65,7 +71,7 @@ def fetch_dir(url: str, parts=None, cache_dir: Optional[str] = None, force: bool
   Returns (local directory, stats). force re-downloads every object.
   """
   bucket_name, prefix = split_gs(url)
-  local = os.path.join(cache_root(cache_dir), "gcs", bucket_name, *prefix.split("/"))
+  local = local_dir(url, cache_dir)
   os.makedirs(local, exist_ok=True)
   record_path = os.path.join(local, RECORD)
   record = {}

@@ -23,7 +23,7 @@ class LinkedMention:
   start: int
   end: int
   text: str
-  entity_id: Optional[str]    # None when the best score is below the threshold (NIL)
+  entity_id: Optional[str]    # None when the best candidate's cosine is below the threshold
   qid: Optional[str]          # QID, "" for page-only entities, None for NIL
   score: float                # the best candidate's score (also for NIL: what was rejected;
                               # -inf when the index returned no candidate)

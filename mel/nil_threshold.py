@@ -1,0 +1,108 @@
+"""A model's NIL threshold, chosen on held-out data: <model_dir>/nil.json.
+
+    nil_threshold.write(model_dir, export_manifest, threshold, chosen_on, test, curve)
+    chosen = nil_threshold.read(model_dir, export_manifest)   # dict, or None
+
+`mel evaluate --nil_fraction F --save_threshold` writes it (mel.evaluation.nil chooses the
+threshold); the linker (mel.linking.linker.load) reads it when no threshold is given. The
+threshold is on the cosine of mention and entity vectors, so it belongs to one export of one
+model:
+
+    {"format": "mel-nil/1", "threshold": 0.71, "score": "cosine",
+     "model": {"kind", "step", "embedding_dim"},      # of export/manifest.json when chosen
+     "chosen_on": {"dataset", "queries", "nil_fraction", "seed", ...},
+     "test": {...},      # figures at the threshold on the held-out half (mel.evaluation.nil)
+     "curve": [{...}]}   # the same figures at other thresholds
+
+read() returns None when the file is absent, and also (with a StaleThresholdWarning) when the
+model was exported again since: another step, kind or dimension has another cosine range, and a
+threshold of the old export would silently link too much or too little.
+"""
+import json
+import math
+import os
+import warnings
+from typing import Optional
+
+from mel.model_dir import ModelDir
+
+FORMAT = "mel-nil/1"
+SCORE = "cosine"
+MODEL_KEYS = ("kind", "step", "embedding_dim")   # what the cosines of an export depend on
+RECHOOSE = "mel evaluate --model_dir M --dataset D --nil_fraction 0.2 --save_threshold"
+
+
+class StaleThresholdWarning(UserWarning):
+  """nil.json was chosen for another export of the model: it is ignored."""
+
+
+def model_of(export_manifest: dict) -> dict:
+  """{"kind", "step", "embedding_dim"} of an export manifest (mel.training.export)."""
+  return {key: export_manifest.get(key) for key in MODEL_KEYS}
+
+
+def write(model_dir: str, export_manifest: dict, threshold: float, chosen_on: dict,
+          test: dict, curve: list) -> str:
+  """Writes <model_dir>/nil.json atomically (temp file, then rename); returns its path."""
+  if not math.isfinite(threshold):
+    raise ValueError(f"NIL threshold {threshold!r} is not a finite number")
+  path = ModelDir(model_dir).nil_threshold
+  content = {"format": FORMAT, "threshold": float(threshold), "score": SCORE,
+             "model": model_of(export_manifest), "chosen_on": chosen_on, "test": test,
+             "curve": curve}
+  tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(content, f, indent=2, ensure_ascii=False)
+    f.write("\n")
+  os.replace(tmp, path)
+  return path
+
+
+def read(model_dir: str, export_manifest: dict) -> Optional[dict]:
+  """nil.json of model_dir, checked; None when absent or chosen for another export (warned).
+
+  ValueError naming the file when it is not JSON, not mel-nil/1, or its threshold is not a
+  finite number.
+  """
+  path = ModelDir(model_dir).nil_threshold
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      content = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path}: unreadable ({e}); choose the threshold again with "
+                     f"`{RECHOOSE}`, or delete the file") from None
+  if not isinstance(content, dict) or content.get("format") != FORMAT:
+    found = content.get("format") if isinstance(content, dict) else type(content).__name__
+    raise ValueError(f"{path}: format {found!r}, expected {FORMAT!r}")
+  threshold = content.get("threshold")
+  if (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+      or not math.isfinite(threshold)):
+    raise ValueError(f"{path}: threshold {threshold!r} is not a finite number")
+  if content.get("score", SCORE) != SCORE:
+    raise ValueError(f"{path}: a threshold on {content['score']!r}, the linker compares "
+                     f"{SCORE!r}")
+  if not isinstance(content.get("model"), dict):
+    raise ValueError(f"{path}: no 'model' object (the export it was chosen for)")
+  chosen_for, exported = model_of(content["model"]), model_of(export_manifest)
+  if chosen_for != exported:
+    differ = ", ".join(f"{k} {chosen_for[k]!r} -> {exported[k]!r}" for k in MODEL_KEYS
+                       if chosen_for[k] != exported[k])
+    warnings.warn(f"{path} is stale: it was chosen for another export of the model ({differ}); "
+                  f"ignored. Choose the threshold again with `{RECHOOSE}`",
+                  StaleThresholdWarning, stacklevel=2)
+    return None
+  content["threshold"] = float(threshold)
+  return content
+
+
+def describe(content: dict) -> str:
+  """Where a threshold read from nil.json was chosen, in one line (Linker.threshold_source)."""
+  on = content.get("chosen_on") or {}
+  facts = [f"{on['calibration_queries']:,} calibration queries"
+           if isinstance(on.get("calibration_queries"), int) else "",
+           f"nil_fraction {on['nil_fraction']}" if "nil_fraction" in on else "",
+           f"seed {on['seed']}" if "seed" in on else ""]
+  facts = ", ".join(f for f in facts if f)
+  return f"nil.json chosen on {on.get('dataset', '?')}" + (f" ({facts})" if facts else "")
