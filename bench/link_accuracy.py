@@ -8,8 +8,8 @@ mention + right context, the document title) with the gold span given, so spotti
 the measure and every query is linked. Per mode:
 
   accuracy@1   the top candidate is the gold entity (threshold ignored)
-  linked       share of mentions whose best candidate's cosine reaches the linker's NIL
-               threshold (the model's nil.json, else the default)
+  linked       share of mentions whose best candidate's score (fast: cosine) reaches the
+               mode's NIL threshold (the model's nil.json, else the default)
   precision    accuracy among the linked ones (what a caller keeping non-NIL links gets)
 
 This is the figure behind the defaults in mel/linking/linker.py (prior weight, threshold),
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def measure(linker, queries, fast: bool) -> dict:
   correct = linked = linked_correct = 0
+  threshold = linker.thresholds["fast" if fast else "full"]
   started = time.time()
   for q in queries:
     text = q.left_context + q.mention + q.right_context
@@ -37,12 +38,12 @@ def measure(linker, queries, fast: bool) -> dict:
     top = m.candidates[0].entity_id if m.candidates else None
     hit = top == q.gold
     correct += hit
-    if m.candidates and m.candidates[0].cosine >= linker.threshold:   # the linker's NIL rule
+    if m.candidates and m.candidates[0].score >= threshold:   # the linker's NIL rule
       linked += 1
       linked_correct += hit
   n = max(len(queries), 1)
   return {"queries": len(queries), "accuracy_at_1": correct / n, "linked": linked / n,
-          "precision": linked_correct / max(linked, 1), "threshold": linker.threshold,
+          "precision": linked_correct / max(linked, 1), "threshold": threshold,
           "threshold_source": linker.threshold_source,
           "seconds": round(time.time() - started, 1)}
 

@@ -1,14 +1,18 @@
 """A model's NIL threshold, chosen on held-out data: <model_dir>/nil.json.
 
-    nil_threshold.write(model_dir, export_manifest, threshold, chosen_on, test, curve)
+    nil_threshold.write(model_dir, export_manifest, threshold, chosen_on, test, curve, full)
     chosen = nil_threshold.read(model_dir, export_manifest)   # dict, or None
+    nil_threshold.thresholds(chosen, prior_weight)            # {"fast": t, "full": t}
 
 `mel evaluate --nil_fraction F --save_threshold` writes it (mel.evaluation.nil chooses the
 threshold); the linker (mel.linking.linker.load) reads it when no threshold is given. The
-threshold is on the cosine of mention and entity vectors, so it belongs to one export of one
-model:
+"threshold" is fast mode's, on the cosine of mention and entity vectors; "full" is full mode's,
+on its score (mel.scoring: cosine + prior_weight x P(entity | text)), valid for that prior
+weight. Both belong to one export of one model:
 
     {"format": "mel-nil/1", "threshold": 0.71, "score": "cosine",
+     "full": {"threshold": 0.93, "score": "cosine + prior_weight x P(entity | text)",
+              "prior_weight": 0.5, "test": {...}, "curve": [...]},
      "model": {"kind", "step", "embedding_dim"},      # of export/manifest.json when chosen
      "chosen_on": {"dataset", "queries", "nil_fraction", "seed", ...},
      "test": {...},      # figures at the threshold on the held-out half (mel.evaluation.nil)
@@ -24,6 +28,7 @@ import os
 import warnings
 from typing import Optional
 
+from mel import scoring
 from mel.model_dir import ModelDir
 
 FORMAT = "mel-nil/1"
@@ -42,14 +47,20 @@ def model_of(export_manifest: dict) -> dict:
 
 
 def write(model_dir: str, export_manifest: dict, threshold: float, chosen_on: dict,
-          test: dict, curve: list) -> str:
-  """Writes <model_dir>/nil.json atomically (temp file, then rename); returns its path."""
-  if not math.isfinite(threshold):
-    raise ValueError(f"NIL threshold {threshold!r} is not a finite number")
+          test: dict, curve: list, full: Optional[dict] = None) -> str:
+  """Writes <model_dir>/nil.json atomically (temp file, then rename); returns its path.
+
+  full: full mode's {"threshold", "prior_weight", "test", "curve"}, when it was chosen."""
+  for value in (threshold, (full or {}).get("threshold", 0.0)):
+    if not math.isfinite(value):
+      raise ValueError(f"NIL threshold {value!r} is not a finite number")
   path = ModelDir(model_dir).nil_threshold
   content = {"format": FORMAT, "threshold": float(threshold), "score": SCORE,
              "model": model_of(export_manifest), "chosen_on": chosen_on, "test": test,
              "curve": curve}
+  if full is not None:
+    content["full"] = {"score": scoring.FULL_SCORE, **full,
+                       "threshold": float(full["threshold"])}
   tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(content, f, indent=2, ensure_ascii=False)
@@ -94,7 +105,31 @@ def read(model_dir: str, export_manifest: dict) -> Optional[dict]:
                   StaleThresholdWarning, stacklevel=2)
     return None
   content["threshold"] = float(threshold)
+  full = content.get("full")
+  if full is not None and (not isinstance(full, dict) or not _finite(full.get("threshold"))
+                           or not _finite(full.get("prior_weight"))):
+    raise ValueError(f"{path}: 'full' must hold a finite threshold and prior_weight")
   return content
+
+
+def _finite(value) -> bool:
+  return (not isinstance(value, bool) and isinstance(value, (int, float))
+          and math.isfinite(value))
+
+
+def thresholds(content: dict, prior_weight: float) -> dict:
+  """{"fast": threshold, "full": threshold} of a read nil.json; "full" only when it was chosen
+  for this prior weight (the score moves with it; warned otherwise)."""
+  out = {"fast": content["threshold"]}
+  full = content.get("full")
+  if full is not None:
+    if abs(full["prior_weight"] - prior_weight) < 1e-9:
+      out["full"] = float(full["threshold"])
+    else:
+      warnings.warn(f"nil.json's full-mode threshold was chosen for prior weight "
+                    f"{full['prior_weight']}, the linker uses {prior_weight}: ignored",
+                    StaleThresholdWarning, stacklevel=2)
+  return out
 
 
 def describe(content: dict) -> str:

@@ -125,23 +125,28 @@ def test_nil_below_the_threshold_keeps_the_candidates(fake):
   assert linker.link("Lyon", "en", spans=[(0, 4)], threshold=-1.0)[0].entity_id is not None
 
 
-def test_nil_is_decided_on_the_cosine_not_the_score(fake):
-  """The threshold is calibrated on cosines (nil.json), so full mode's prior does not lift a
-  mention over it: "paris" in full mode is E:paris_tx, score 0.625 + 0.5 x 0.9 = 1.075 but
-  cosine 0.625; in fast mode E:paris, cosine 0.781."""
+def test_nil_is_decided_on_each_modes_own_score(fake):
+  """Full mode ranks and thresholds by cosine + 0.5 x prior, fast mode by the cosine: "paris"
+  in full mode is E:paris_tx, score 0.625 + 0.5 x 0.9 = 1.075 (cosine 0.625); in fast mode
+  E:paris, cosine 0.781."""
   linker, _ = fake
-  full = linker.link("Paris", "en", threshold=0.7)[0]
-  assert full.is_nil and full.score == pytest.approx(1.075, abs=1e-3) and full.score > 0.7
+  full = linker.link("Paris", "en", threshold=1.1)[0]
+  assert full.is_nil and full.score == pytest.approx(1.075, abs=1e-3)
   assert full.candidates[0].entity_id == "E:paris_tx"
   assert full.candidates[0].cosine == pytest.approx(0.625, abs=1e-3)
+  assert linker.link("Paris", "en", threshold=1.0)[0].entity_id == "E:paris_tx"
   fast = linker.link("Paris", "en", fast=True, threshold=0.7)[0]
   assert fast.entity_id == "E:paris" and fast.score == pytest.approx(0.781, abs=1e-3)
-  assert linker.link("Paris", "en", threshold=0.6)[0].entity_id == "E:paris_tx"
-  assert "-> NIL (best E:paris_tx cosine 0.62 < threshold 0.70" in cli.format_mentions(
-      "Paris", [full], 0.7)
+  assert linker.link("Paris", "en", fast=True, threshold=0.8)[0].is_nil
+  assert "-> NIL (best E:paris_tx score 1.07 < threshold 1.10" in cli.format_mentions(
+      "Paris", [full], 1.1)
+  # per-mode thresholds (nil.json sets them): each mode compares its own
+  linker.thresholds = {"fast": 0.8, "full": 1.0}
+  assert linker.link("Paris", "en", fast=True)[0].is_nil
+  assert linker.link("Paris", "en")[0].entity_id == "E:paris_tx"
 
 
-def test_load_takes_the_threshold_from_nil_json(fake, tmp_path, monkeypatch):
+def test_load_takes_the_thresholds_from_nil_json(fake, tmp_path, monkeypatch):
   from mel import nil_threshold
   linker, _ = fake
   parts = L.loading.Parts(linker.encoder, linker.index, linker.entities, linker.dictionary,
@@ -151,23 +156,30 @@ def test_load_takes_the_threshold_from_nil_json(fake, tmp_path, monkeypatch):
   export = {"kind": "F", "step": 120, "embedding_dim": DIM}
   (tmp_path / "export" / "manifest.json").write_text(json.dumps(export))
   default = L.load(str(tmp_path))
-  assert (default.threshold, default.threshold_source) == (L.DEFAULT_THRESHOLD, "default")
+  assert default.thresholds == {"fast": L.DEFAULT_THRESHOLD, "full": L.DEFAULT_THRESHOLD}
+  assert default.threshold_source == "default"
   nil_threshold.write(str(tmp_path), export, 0.7, {
       "dataset": "holdout:h-*.tfrecord.gz", "calibration_queries": 2800, "nil_fraction": 0.2,
-      "seed": 0}, {}, [])
+      "seed": 0}, {}, [], full={"threshold": 1.1, "prior_weight": 0.5, "test": {},
+                                "curve": []})
   chosen = L.load(str(tmp_path))
-  assert chosen.threshold == 0.7 and chosen.threshold_source == (
+  assert chosen.thresholds == {"fast": 0.7, "full": 1.1} and chosen.threshold_source == (
       "nil.json chosen on holdout:h-*.tfrecord.gz (2,800 calibration queries, nil_fraction "
       "0.2, seed 0)")
-  assert chosen.link("Paris", "en")[0].is_nil          # cosine 0.625 < 0.7
+  assert chosen.link("Paris", "en")[0].is_nil          # score 1.075 < 1.1
+  assert chosen.link("Paris", "en", fast=True)[0].entity_id == "E:paris"   # 0.781 >= 0.7
   given = L.load(str(tmp_path), threshold=0.6)
-  assert (given.threshold, given.threshold_source) == (0.6, "given")
+  assert given.thresholds == {"fast": 0.6, "full": 0.6} and given.threshold_source == "given"
   assert given.link("Paris", "en")[0].entity_id == "E:paris_tx"
+  # another prior weight than the one full mode's threshold was chosen for: fast mode's only
+  with pytest.warns(UserWarning, match="prior weight 0.5"):
+    other = L.load(str(tmp_path), prior_weight=0.3)
+  assert other.thresholds == {"fast": 0.7, "full": L.DEFAULT_THRESHOLD}
   # the model exported again since: the threshold is stale, the default is used
   (tmp_path / "export" / "manifest.json").write_text(json.dumps({**export, "step": 240}))
   with pytest.warns(UserWarning, match="nil.json is stale"):
     stale = L.load(str(tmp_path))
-  assert (stale.threshold, stale.threshold_source) == (L.DEFAULT_THRESHOLD, "default")
+  assert stale.thresholds["fast"] == L.DEFAULT_THRESHOLD and stale.threshold_source == "default"
   (tmp_path / "nil.json").write_text("{")
   with pytest.raises(ValueError, match="nil.json: unreadable"):
     L.load(str(tmp_path))
@@ -177,10 +189,12 @@ def test_mel_link_interactive_says_where_the_threshold_came_from(fake, monkeypat
   import io
   linker, _ = fake
   monkeypatch.setattr(cli, "_load", lambda args: linker)
-  monkeypatch.setattr(sys, "stdin", io.StringIO("Berlin\n:quit\n"))
+  monkeypatch.setattr(sys, "stdin", io.StringIO("Berlin\n:reload\n:quit\n"))
   assert cli.main(["-i", "--lang", "en"]) == 0
   captured = capsys.readouterr()
-  assert captured.err.count("mel link: NIL below cosine 0.500 (given)") == 1
+  assert captured.err.count("mel link: NIL below score 0.500 in full mode, cosine 0.500 in "
+                            "fast mode (given)") == 1
+  assert "reload needs a Linker loaded from a model directory" in captured.err
   assert "[Berlin](Q64)" in captured.out
 
 
@@ -575,7 +589,7 @@ def test_gs_model_directory_is_fetched_verified_and_reused(model_dir, held_out, 
   bucket.blob("models/m/nil.json").upload_from_filename(str(chosen_dir / "nil.json"))
   calibrated = L.load(url, cache_dir=str(cache))
   assert calibrated.fetch_stats["downloaded"] == 1 and (cached / "nil.json").exists()
-  assert calibrated.threshold == 0.25
+  assert calibrated.thresholds["fast"] == 0.25
   assert calibrated.threshold_source == "nil.json chosen on holdout:x"
 
   with pytest.raises(FileNotFoundError, match="no such model directory"):

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from mel import nil_threshold
+from mel.anchors import AnchorCounts
 from mel.evaluation import evaluate, nil, report as reports
 from mel.evaluation.datasets import Query
-from mel.evaluation.systems import top1_without
+from mel.evaluation.systems import full_top1_without, top1_without
 from mel.retrieval import BruteForceIndex
 
 INF = float("inf")
@@ -254,9 +255,10 @@ def _queries():
 def test_evaluate_adds_the_nil_sections(tmp_path):
   queries = _queries()
   system = FakeDualEncoder("model")
+  anchors = AnchorCounts.from_mentions([(q.lang, q.mention, q.gold) for q in queries])
   report = evaluate.evaluate([system, FakeAliasTable()], queries, {"spec": "test:fake"},
                              bins=[0] * 8, bins_source="test", ks=[1], nil_fraction=0.5,
-                             nil_seed=0)
+                             nil_seed=0, anchors=anchors)
   assert system.encoded == 1   # one tower pass for the recall and the NIL search
   facts = report["nil"]
   removed = nil.removed_entities(ENTITY_IDS, 0.5, 0)
@@ -286,9 +288,20 @@ def test_evaluate_adds_the_nil_sections(tmp_path):
   assert "NIL (--nil_fraction 0.5, --nil_seed 0): 2 of 4 gold entities taken out" in table
   assert ("| System | Threshold | Accuracy | NIL precision | NIL recall | Linking precision "
           "| Coverage |") in table
-  assert f"| model | {section['threshold']:.3f} | " in table and "(chosen)" in table
+  assert f"| model, fast (cosine) | {section['threshold']:.3f} | " in table
+  assert "(chosen)" in table
+  full = section["full"]
+  assert f"| model, full (cosine + 0.5 x prior) | {full['threshold']:.3f} | " in table
+  # full mode: each mention text is its gold's only anchor text here, so the prior is 1 for
+  # the gold and the removed entities' prior is gone: scores = cosine + 0.5 on in-KB queries
+  top, scores = full_top1_without(system.index, vectors, [ENTITY_IDS.index(e) for e in removed],
+                                  queries, anchors, set(removed))
+  expected_full = nil.nil_section(scores, [t == q.gold for t, q in zip(top, queries)], in_kb,
+                                  calibration)
+  assert {k: full[k] for k in expected_full} == expected_full
+  assert all(scores[i] == pytest.approx(cosines[i] + 0.5) for i in range(8) if in_kb[i])
   assert "alias table: not in the NIL figures; it has no scores to threshold" in table
-  assert "|---|---:|---:|---:|---:|---:|---:|\n| model |" in table
+  assert "|---|---:|---:|---:|---:|---:|---:|\n| model, fast (cosine) |" in table
   saved = json.loads((tmp_path / reports.JSON_NAME).read_text(encoding="utf-8"))
   assert saved["systems"]["model"]["nil"]["threshold"] == section["threshold"]
   assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
@@ -304,6 +317,28 @@ def test_evaluate_adds_the_nil_sections(tmp_path):
   assert chosen["chosen_on"]["dataset"] == "test:fake" and chosen["chosen_on"]["seed"] == 0
   assert chosen["chosen_on"]["calibration_queries"] == 4 and chosen["test"] == section["test"]
   assert chosen["curve"] == section["curve"]
+  assert chosen["full"]["threshold"] == full["threshold"] and chosen["full"]["prior_weight"] == 0.5
+  assert nil_threshold.thresholds(chosen, 0.5) == {"fast": section["threshold"],
+                                                   "full": full["threshold"]}
+  with pytest.warns(nil_threshold.StaleThresholdWarning, match="prior weight 0.5"):
+    assert nil_threshold.thresholds(chosen, 0.3) == {"fast": section["threshold"]}
+
+
+def test_full_mode_top1_adds_the_prior_and_drops_removed_entities():
+  # "E1~E2": cosines E1 0.8, E2 0.6; anchors of that text: E1 twice, E2 once
+  anchors = AnchorCounts.from_mentions([("en", "E1~E2", "E1"), ("en", "E1~E2", "E1"),
+                                        ("en", "E1~E2", "E2"), ("en", "E0", "E0")])
+  system = FakeDualEncoder("model")
+  queries = [Query("a", "en", "", "", "E1~E2", "", "E1"), Query("b", "en", "", "", "E0", "", "E0"),
+             Query("c", "en", "", "", "E3", "", "E3")]
+  vectors = system.encode(queries)
+  top, scores = full_top1_without(system.index, vectors, [], queries, anchors, set())
+  assert top == ["E1", "E0", "E3"]
+  np.testing.assert_allclose(scores, [0.8 + 0.5 * 2 / 3, 1.0 + 0.5, 1.0], rtol=1e-6)
+  # E1 removed: its row is masked and its prior gone (not renormalised, as the linker's
+  # dictionary drops it): E2 0.6 + 0.5 x 1/3
+  top, scores = full_top1_without(system.index, vectors, [1], queries, anchors, {"E1"})
+  assert top[0] == "E2" and scores[0] == pytest.approx(0.6 + 0.5 / 3)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -59,10 +59,11 @@ from typing import List, Sequence
 
 import numpy as np
 
-from mel import flags
+from mel import flags, scoring
 from mel.bins import BIN_EDGES, BIN_LABELS, frequency_bin
 from mel.evaluation import datasets, metrics, nil, report as reports
-from mel.evaluation.systems import ALIAS_TABLE, AliasTableSystem, DualEncoder, top1_without
+from mel.evaluation.systems import (ALIAS_TABLE, AliasTableSystem, DualEncoder,
+                                   full_top1_without, top1_without)
 
 LOG = "[mel.evaluation.evaluate]"
 KB_INDEX = "kb"   # --index value: the model's knowledge base
@@ -97,28 +98,39 @@ def plan_nil(systems: Sequence, queries: Sequence[datasets.Query], fraction: flo
   return {"removed": removed, "rows": rows, "calibration": calibration, "facts": facts}
 
 
-def nil_of(system, vectors: np.ndarray, gold: Sequence[str], plan: dict) -> dict:
+def nil_of(system, vectors: np.ndarray, queries: Sequence[datasets.Query], plan: dict,
+           anchors=None) -> dict:
   """One scored system's NIL section: its top-1 without the removed entities, the threshold
-  chosen on the calibration half and the test half's figures (mel.evaluation.nil)."""
+  chosen on the calibration half and the test half's figures (mel.evaluation.nil); with anchor
+  counts (mel.anchors), the same for full mode's score under "full"."""
+  gold = [q.gold for q in queries]
   rows = plan["rows"][system.name]
   dead = [r for e in plan["removed"] for r in rows.get(e, ())]
   top, cosines = top1_without(system.index, vectors, dead)
   gone = set(plan["removed"])
   in_kb = np.array([g in rows and g not in gone for g in gold], bool)
   correct = np.array([t == g for t, g in zip(top, gold)], bool)
-  return {**nil.nil_section(cosines, correct, in_kb, plan["calibration"]),
-          "index_rows_removed": len(dead),
-          "out_of_kb_removed": sum(1 for g in gold if g in gone),
-          "out_of_kb_not_indexed": sum(1 for g in gold if g not in rows)}
+  section = {**nil.nil_section(cosines, correct, in_kb, plan["calibration"]),
+             "score": "cosine", "index_rows_removed": len(dead),
+             "out_of_kb_removed": sum(1 for g in gold if g in gone),
+             "out_of_kb_not_indexed": sum(1 for g in gold if g not in rows)}
+  if anchors is not None:
+    top, scores = full_top1_without(system.index, vectors, dead, queries, anchors, gone)
+    correct = np.array([t == g for t, g in zip(top, gold)], bool)
+    section["full"] = {**nil.nil_section(scores, correct, in_kb, plan["calibration"]),
+                       "score": scoring.FULL_SCORE, "prior_weight": scoring.PRIOR_WEIGHT,
+                       "candidates": scoring.FULL_CANDIDATES}
+  return section
 
 
 def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict,
              bins: Sequence[int], bins_source: str, ks: Sequence[int], nil_fraction: float = 0.0,
-             nil_seed: int = 0) -> dict:
+             nil_seed: int = 0, anchors=None) -> dict:
   """Runs every system on the queries; returns the report (JSON-able).
 
   nil_fraction > 0 adds the NIL evaluation (plan_nil, nil_of): a "nil" section in the report
-  and in each scored system's entry.
+  and in each scored system's entry; anchors (mel.anchors.AnchorCounts of the training
+  mentions) add full mode's.
   """
   gold = [q.gold for q in queries]
   langs = [q.lang for q in queries]
@@ -144,7 +156,7 @@ def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict
     results["no_candidates"] = sum(1 for p in predictions if not p)
     entry = {**system.describe(), "results": results}
     if vectors is not None:
-      entry["nil"] = nil_of(system, vectors, gold, plan)
+      entry["nil"] = nil_of(system, vectors, queries, plan, anchors)
     report["systems"][system.name] = {**entry, "seconds": round(time.time() - started, 1)}
   if plan is not None:
     report["nil"] = plan["facts"]
@@ -169,9 +181,12 @@ def save_thresholds(report: dict, systems: Sequence) -> List[str]:
                  "index": os.path.abspath(system.index_path), "tie_rule": facts["tie_rule"],
                  "calibration": section["calibration"], "evaluated": report["created"],
                  "report": report.get("outputs", {}).get("json")}
+    full = section.get("full")
+    if full is not None:
+      full = {k: full[k] for k in ("threshold", "prior_weight", "candidates", "test", "curve")}
     paths.append(nil_threshold.write(
         system.model_dir, ModelDir(system.model_dir).read_export_manifest(),
-        section["threshold"], chosen_on, section["test"], section["curve"]))
+        section["threshold"], chosen_on, section["test"], section["curve"], full))
   return paths
 
 
@@ -230,6 +245,7 @@ def run(args) -> dict:
     bins_source = f"training mentions in {os.path.abspath(mining_dir)}/counts"
   dataset["mining_dir"] = os.path.abspath(mining_dir)
   dataset["counts_files"] = datasets.file_facts(count_files)
+  table = None
   if not args.no_alias_table:
     if args.alias_table:
       table = AliasTable.load(args.alias_table)
@@ -238,10 +254,12 @@ def run(args) -> dict:
       table = AliasTable.from_mining(mining_dir, progress=progress)
       source = {"built_from": os.path.abspath(mining_dir)}
     systems.append(AliasTableSystem(table, source))
+  if args.nil_fraction > 0 and table is None:   # full mode's prior: the training anchors
+    table = AliasTable.from_mining(mining_dir, progress=progress)
   if not systems:
     raise ValueError("nothing to evaluate: give --model_dir, or leave the alias table on")
   report = evaluate(systems, queries, dataset, bins, bins_source, ks, args.nil_fraction,
-                    args.nil_seed)
+                    args.nil_seed, anchors=table)
   paths = reports.write_report(report, output)
   if args.save_threshold:
     for path in save_thresholds(report, systems):

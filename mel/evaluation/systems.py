@@ -112,3 +112,38 @@ def top1_without(index, vectors: np.ndarray, dead_rows: Sequence[int]
     ids.extend(next(names) if f else None for f in found.tolist())
     cosines[start:start + len(rows)] = np.where(found, scores[:, 0], -np.inf)
   return ids, cosines
+
+
+def full_top1_without(index, vectors: np.ndarray, dead_rows: Sequence[int],
+                      queries: Sequence[Query], anchors, removed) -> Tuple[List[Optional[str]],
+                                                                          np.ndarray]:
+  """Full mode's best entity of each query and its score (mel.scoring), searching index
+  without its dead rows: FULL_CANDIDATES candidates from the wider search, re-ranked by cosine
+  + prior weight x P(entity | mention, language) of the training anchors (mel.anchors; the
+  removed entities taken out of it). The linker also scores anchor entities the search missed,
+  with the entity tower: not here (no tower is loaded), so this is full mode over the
+  candidates the index returns.
+
+  Returns (ids [Q], None where nothing was found; scores float64 [Q], -inf where none).
+  """
+  from mel import scoring
+  from mel.retrieval.masked import MaskedIndex
+  masked = MaskedIndex(index, dead_rows)
+  options = masked.wide_search_options(scoring.FULL_LEAVES_FACTOR)
+  ids: List[Optional[str]] = []
+  scores = np.full(len(vectors), -np.inf)
+  for start in range(0, len(vectors), SEARCH_BATCH):
+    found, cosines = masked.search_ids(vectors[start:start + SEARCH_BATCH],
+                                       scoring.FULL_CANDIDATES, **options)
+    for q, (candidates, row) in enumerate(zip(found, cosines.tolist()), start):
+      if not candidates:
+        ids.append(None)
+        continue
+      prior = {e: p for e, p in anchors.ranked(queries[q].mention, queries[q].lang)
+               if e not in removed}
+      best = min(((scoring.full_score(c, prior.get(e, 0.0)), e)
+                  for e, c in zip(candidates, row)),
+                 key=lambda x: scoring.rank_key(*x))
+      ids.append(best[1])
+      scores[q] = best[0]
+  return ids, scores

@@ -11,8 +11,9 @@ one JSON object per line: {"text": ..., "lang": ... (else --lang), "title": ...,
 candidates, link_prob), or plus "error" for a line that could not be linked (bad JSON, malformed
 language code, bad spans). Exit status: 0 ok, 1 if any line failed or the model cannot be loaded,
 2 usage. In interactive mode, `:lang CODE` switches language, `:fast` / `:full` the mode,
-`:quit` (or end of input) leaves; it prints the NIL threshold and where it came from first
-(the model's nil.json, the default, or --threshold).
+`:reload` serves the knowledge base's newest generation (`mel kb`), `:quit` (or end of input)
+leaves; it prints each mode's NIL threshold and where it came from first (the model's
+nil.json, the default, or --threshold).
 
 Languages: any well-formed code (a Wikipedia code such as en, zh-yue, simple, or a BCP-47 tag
 such as gsw, pt-br) is linked; one outside the model's pretraining languages (the 104 mBERT
@@ -52,7 +53,7 @@ def format_mentions(text: str, mentions, threshold: float) -> str:
     lp = "" if m.link_prob is None else f", link prob {m.link_prob:.2f}"
     if m.is_nil:
       best = m.candidates[0] if m.candidates else None
-      why = (f"best {best.entity_id} cosine {best.cosine:.2f} < threshold {threshold:.2f}"
+      why = (f"best {best.entity_id} score {best.score:.2f} < threshold {threshold:.2f}"
              if best else "no candidates")
       lines.append(f"  {n}. {m.text} [{m.start}:{m.end}] -> NIL ({why}{lp})")
     else:
@@ -80,9 +81,12 @@ def _load(args):
 def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
   lang = check_language(lang, lk.languages)
   print(f"mel link: {lk.model_dir} ({'fast' if fast else 'full'} mode, language {lang}). Type "
-        f"text; :lang CODE, :fast, :full, :quit.", file=sys.stderr)
-  print(f"mel link: NIL below cosine {lk.threshold:.3f} ({lk.threshold_source})",
-        file=sys.stderr)
+        f"text; :lang CODE, :fast, :full, :reload, :quit.", file=sys.stderr)
+  print(f"mel link: NIL below score {lk.thresholds['full']:.3f} in full mode, cosine "
+        f"{lk.thresholds['fast']:.3f} in fast mode ({lk.threshold_source})", file=sys.stderr)
+  if lk.kb_generation:
+    print(f"mel link: knowledge base generation {lk.kb_generation} (`mel kb`); :reload serves "
+          "a newer one", file=sys.stderr)
   while True:
     sys.stderr.write(f"{lang}> ")
     sys.stderr.flush()
@@ -94,6 +98,15 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
     command = text.strip()
     if command in (":q", ":quit", ":exit"):
       return 0
+    if command == ":reload":
+      try:
+        changed = lk.reload()
+      except ValueError as e:
+        print(f"  {e}", file=sys.stderr)
+        continue
+      print(f"  knowledge base generation {lk.kb_generation}"
+            + ("" if changed else " (unchanged)"), file=sys.stderr)
+      continue
     if command in (":fast", ":full"):
       fast = command == ":fast"
       print(f"  {'fast' if fast else 'full'} mode", file=sys.stderr)
@@ -111,7 +124,8 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
     except ValueError as e:
       print(f"  error: {e}", file=sys.stderr)
       continue
-    print(format_mentions(text, mentions, lk.threshold), flush=True)
+    print(format_mentions(text, mentions, lk.thresholds["fast" if fast else "full"]),
+          flush=True)
 
 
 def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: int,
@@ -192,9 +206,10 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
                  help="index search only (no wider search, no anchor prior)")
   flags.top_k(p, 3, help="candidates per mention (default 3)")
   p.add_argument("--threshold", type=float, default=None,
-                 help="NIL when the best candidate's cosine is below this (default: the model's "
-                 "nil.json, chosen by `mel evaluate --nil_fraction F --save_threshold`; "
-                 "without one mel.linking.linker.DEFAULT_THRESHOLD)")
+                 help="NIL when the best candidate's score (fast: its cosine) is below this "
+                 "(default: the mode's threshold in the model's nil.json, chosen by `mel "
+                 "evaluate --nil_fraction F --save_threshold`; without one "
+                 "mel.linking.linker.DEFAULT_THRESHOLD)")
   p.add_argument("--min_link_prob", type=float, default=None,
                  help="spot dictionary forms linked at least this often when they occur "
                  "(default: mel.linking.spotter.DEFAULT_MIN_LINK_PROB)")
@@ -253,7 +268,8 @@ def _run(args) -> int:
     except ValueError as e:
       print(f"mel link: {e}", file=sys.stderr)
       return 1
-    print(format_mentions(args.text, mentions, lk.threshold))
+    print(format_mentions(args.text, mentions,
+                          lk.thresholds["fast" if args.fast else "full"]))
     return 0
   failed = batch(lk, args.input, args.output, args.lang, args.fast, args.top_k,
                  not args.no_progress)

@@ -24,14 +24,16 @@ searched.
   P(entity | text) (SurfaceDictionary.prior: the language's anchors, else all languages'; 0
   for texts or entities no language has seen, so caller spans of unseen text score as in fast
   mode). Accuracy of both modes on the demo model: README "Linking" (bench/link_accuracy.py).
-- **NIL.** A mention whose best candidate (by score, in either mode) has a *cosine* below
-  `threshold` is kept with entity_id None (NIL) and its candidates listed, so callers see what
-  was rejected; `LinkedMention.is_nil`. The cosine, not the score with the prior, because the
-  threshold is chosen per model on cosines: `mel evaluate --nil_fraction F --save_threshold`
-  takes gold entities out of the index and picks the cosine that best separates their mentions
-  from the rest, and writes it to <model_dir>/nil.json (mel.nil_threshold), which load() reads
-  when no threshold is given; without one, DEFAULT_THRESHOLD. `Linker.threshold_source` says
-  which ("nil.json chosen on ...", "default" or "given").
+- **NIL.** A mention whose best candidate scores below the mode's threshold is kept with
+  entity_id None (NIL) and its candidates listed, so callers see what was rejected;
+  `LinkedMention.is_nil`. Each mode has its own threshold, on its own score (fast: the cosine;
+  full: cosine + prior_weight x prior, mel.scoring), chosen per model on held-out data: `mel
+  evaluate --nil_fraction F --save_threshold` takes gold entities out of the index, picks for
+  each mode the score that best separates their mentions from the rest, and writes both to
+  <model_dir>/nil.json (mel.nil_threshold), which load() reads when no threshold is given;
+  without one, DEFAULT_THRESHOLD for both. A `threshold` given applies to either mode's score.
+  `Linker.thresholds` holds them, `Linker.threshold_source` says where they came from
+  ("nil.json chosen on ...", "default" or "given").
 
 **Languages.** Any well-formed language code is linked (a Wikipedia code such as en, zh-yue,
 be-tarask, simple, or a BCP-47 tag such as gsw, pt-br): the tokenizer reads any script. The
@@ -56,7 +58,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from mel import languages, nil_threshold
+from mel import languages, nil_threshold, scoring
 from mel.linking import inputs, loading, model_cache
 from mel.linking.dictionary import SurfaceDictionary
 from mel.linking.loading import ENV_MODEL_DIR, ModelNotFoundError, resolve_model_dir  # noqa: F401
@@ -66,13 +68,13 @@ from mel.model_dir import ModelDir
 from mel.surface_forms import normalize_surface
 
 DEFAULT_TOP_K = 5
-FULL_CANDIDATES = 64      # candidates re-ranked in full mode
-FULL_LEAVES_FACTOR = 4    # full mode searches this many times the leaves of a tree index
+FULL_CANDIDATES = scoring.FULL_CANDIDATES
+FULL_LEAVES_FACTOR = scoring.FULL_LEAVES_FACTOR
 # Set by hand on the from-scratch demo model (README "Linking"); used when a model has no
 # nil.json. The threshold depends on the model's cosine range: choose one per model with
 # `mel evaluate --nil_fraction F --save_threshold`.
 DEFAULT_THRESHOLD = 0.8
-DEFAULT_PRIOR_WEIGHT = 0.5
+DEFAULT_PRIOR_WEIGHT = scoring.PRIOR_WEIGHT
 CONTEXT_CHARS = 256       # the mining pipeline's context_chars: what the tower saw in training
 MAX_BATCH = 128
 
@@ -85,8 +87,9 @@ class Linker:
   entity_encoder: callable (inputs: list of str) -> float32 [B, D], the entity tower (inputs
   are descriptions, or entity ids when entity_input == "entity_id"); full mode scores the
   prior's entities that the search did not return with it (None: they are left out).
-  threshold: NIL when the best candidate's cosine is below it (None: DEFAULT_THRESHOLD);
-  threshold_source says where it came from (load() sets it for nil.json); prior_weight:
+  threshold: NIL when the best candidate's score is below it, in either mode (None:
+  DEFAULT_THRESHOLD; load() sets `thresholds` per mode from nil.json and threshold_source to
+  where it came from); prior_weight:
   weight of P(entity | text) in full mode;
   min_link_prob / min_linked: the spotter's thresholds (mel.linking.spotter).
   tokenizer: the export manifest's "tokenizer" ("wordpiece" or "e5"); its pretraining
@@ -109,7 +112,8 @@ class Linker:
     self.encoder = encoder
     self._spotter_options = (min_link_prob, min_linked, window)
     self._served = self._serve(index, entities, dictionary, kb)
-    self.threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    given = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    self.thresholds = {"fast": given, "full": given}   # NIL below these scores, per mode
     self.threshold_source = "default" if threshold is None else "given"
     self.prior_weight = float(prior_weight)
     self.context_chars = int(context_chars)
@@ -173,7 +177,8 @@ class Linker:
       raise TypeError(f"title must be str, got {type(title).__name__}")
     lang = inputs.check_language(lang, self.languages)
     top_k = inputs.check_top_k(top_k)
-    threshold = self.threshold if threshold is None else float(threshold)
+    threshold = (self.thresholds["fast" if fast else "full"] if threshold is None
+                 else float(threshold))
     if spans is not None:
       checked = inputs.check_spans(text, spans)   # errors before any work, also for empty text
       spots = (Spot(a, b, text[a:b], normalize_surface(text[a:b]), None, 0)
@@ -218,19 +223,18 @@ class Linker:
     for k, spot in enumerate(spots):
       prior = priors[k]
       # (score, cosine, prior, entity id, index row or description)
-      scored = [(cos + w * prior.get(e, 0.0), cos, prior.get(e, 0.0), e, row)
+      scored = [(scoring.full_score(cos, prior.get(e, 0.0), w), cos, prior.get(e, 0.0), e, row)
                 for e, cos, row in zip(ids[k], cosines[k].tolist(), rows[k].tolist())]
-      scored += [(cos + w * prior[e], cos, prior[e], e, description)
+      scored += [(scoring.full_score(cos, prior[e], w), cos, prior[e], e, description)
                  for e, (cos, description) in extra.get(k, {}).items()]
       if not fast:
-        scored.sort(key=lambda x: (-x[0], x[3]))
+        scored.sort(key=lambda x: scoring.rank_key(x[0], x[3]))
       candidates = tuple(
           Candidate(e, _qid(served.kb, e), float(score), float(cos), float(p),
                     where if isinstance(where, str) else served.entities[where][1])
           for score, cos, p, e, where in scored[:top_k])
       best = candidates[0] if candidates else None
-      # the cosine, also in full mode: the threshold is calibrated on cosines (nil.json)
-      linked = best is not None and best.cosine >= threshold
+      linked = best is not None and best.score >= threshold
       yield LinkedMention(
           spot.start, spot.end, spot.text,
           best.entity_id if linked else None, best.qid if linked else None,
@@ -305,8 +309,6 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   path = resolve_model_dir(path)
   parts = loading.read_parts(path, index, dictionary, cache_dir, verify)
   chosen = _chosen_threshold(path, cache_dir) if options.get("threshold") is None else None
-  if chosen is not None:
-    options["threshold"] = chosen["threshold"]
   linker = Linker(parts.encoder, parts.index, parts.entities, parts.dictionary,
                   entity_encoder=parts.entity_encoder, entity_input=parts.entity_input,
                   model_dir=path, tokenizer=parts.tokenizer, kb=parts.kb, **options)
@@ -314,6 +316,7 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   linker._trained_dictionary = parts.trained_dictionary
   linker._verify = verify
   if chosen is not None:
+    linker.thresholds.update(nil_threshold.thresholds(chosen, linker.prior_weight))
     linker.threshold_source = nil_threshold.describe(chosen)
   return linker
 
