@@ -336,3 +336,27 @@ def test_model_e_cannot_encode_new_entities(model, tmp_path):
     encode.encode_entity_set(model, entities, str(tmp_path / "out"))
   with pytest.raises(ValueError, match="one of --entities"):
     encode.read_entity_set(model)
+
+
+def test_an_added_segment_scans_as_many_points_as_the_base():
+  import types
+  from mel.retrieval import scann_params_for
+
+  class Base:
+    params = {"shard_kind": "scann"}
+
+    def __len__(self):
+      return 1_000_000
+
+    def tree_leaves(self):
+      return 120, 4000          # 120 of 4,000 leaves of 250 points: 30,000 points per query
+
+  fake = types.SimpleNamespace(segments=[types.SimpleNamespace(index=Base())],
+                               live_count=1_000_000)
+  small = kb_changes.segment_params(fake, 10_000)
+  assert small["num_leaves"] == 100 and small["num_leaves_to_search"] == 100
+  assert scann_params_for(10_000)["num_leaves_to_search"] == 8     # what it would have been
+  assert small["reorder_dtype"] == "int8"                          # as the base's (>= 1M)
+  large = kb_changes.segment_params(fake, 400_000)
+  assert (large["num_leaves"], large["num_leaves_to_search"]) == (2530, 190)  # 7.5%: 30k pts
+  assert kb_changes.segment_params(fake, 1000) == {"algorithm": "brute_force"}

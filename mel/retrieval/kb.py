@@ -147,7 +147,9 @@ class KnowledgeBase:
         added[record.entity_id] = record
     self.removed: Set[str] = set()
     if masked_ids:
-      live = set(rows_of(self.index.live_ids(), masked_ids))
+      # a masked id lives on only as a replacement, which is always in a later (added)
+      # segment: the base's millions of ids need not be read
+      live = {e for part in parts[1:] for e in rows_of(part.live_ids(), masked_ids)}
       self.removed = masked_ids - live
     self.added = {e: r for e, r in added.items() if e not in self.removed}
     offsets = np.cumsum([0] + [len(s.index) for s in segments])[:-1]

@@ -74,11 +74,18 @@ class ShardedIndex(Index):
 
     # A batch keeps every core busy inside each shard's search; fewer queries than cores
     # leave cores idle there, so the shards are searched side by side (ScaNN and BLAS release
-    # the GIL; 20M in 3 shards, one query: see bench/RESULTS.md).
+    # the GIL; 20M in 3 shards, one query: see bench/RESULTS.md). The largest shard is
+    # searched in this thread: a hand-off to the pool costs tens of microseconds, as much as
+    # a small shard's whole search (a knowledge base's added segment, bench/kb_update.py).
     if self.threads > 1 and len(queries) < self.threads:
       if self._pool is None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads)
-      results = list(self._pool.map(search_shard, self.shards, self.offsets))
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.threads - 1)
+      largest = max(range(len(self.shards)), key=lambda i: len(self.shards[i]))
+      others = [self._pool.submit(search_shard, shard, offset)
+                for i, (shard, offset) in enumerate(zip(self.shards, self.offsets))
+                if i != largest]
+      results = [search_shard(self.shards[largest], self.offsets[largest])]
+      results += [future.result() for future in others]
     else:
       results = [search_shard(s, o) for s, o in zip(self.shards, self.offsets)]
     rows = np.concatenate([r for r, _ in results], axis=1)
