@@ -21,8 +21,9 @@ index. Steps (everything timed runs in a fresh child process; see bench/retrieva
    added (mel's parameters for that N), timed.
 4. Queries: half near added entities, half near base entities (an entity's vector + Gaussian
    noise --query_noise per dimension, normalised). Exact top-100 over base + added (streamed,
-   bench/retrieval.py's exact_top_k). For the knowledge base's index (open_kb(...).index: the
-   base and the new segment searched together, a top-k merge) and for the rebuilt index:
+   bench/retrieval.py's exact_top_k). For the knowledge base's index as serving loads it
+   (kb.open_search_index: added segments of up to 10% of the base inserted into the base's
+   ScaNN tree in memory, masks applied at search) and for the rebuilt index:
    recall@10/@100 against the exact top-100 (all queries, and per group), source@1/@10 (the
    entity a query was drawn near is the first / among the first 10 results: does an added
    entity link as well as one indexed from the start?), single-query p50/p99 (k = 100, one
@@ -252,7 +253,8 @@ def add_child(model_dir: str, embeddings_dir: str, rows, suffix: str, replace: b
 
 
 def open_child(model_dir: str, verify: bool, quiet_wait: float) -> dict:
-  """A fresh open_kb (ScaNN's module imported first: a serving process has it loaded)."""
+  """A fresh open_search_index, as serving loads a generation (added segments merged into the
+  base's tree; ScaNN's module imported first: a serving process has it loaded)."""
   from mel.retrieval import kb as kb_lib
   from mel.retrieval.scann import scann_modules
   started = time.perf_counter()
@@ -261,11 +263,11 @@ def open_child(model_dir: str, verify: bool, quiet_wait: float) -> dict:
   others = bench.wait_for_quiet(quiet_wait) if quiet_wait else None
   rss_before = bench.memory_status()[0]
   started = time.perf_counter()
-  knowledge_base = kb_lib.open_kb(model_dir, verify=verify)
+  index, knowledge_base = kb_lib.open_search_index(model_dir, verify=verify)
   seconds = time.perf_counter() - started
   return {"open_s": seconds, "scann_import_s": import_s, "others_before": others,
-          "generation": knowledge_base.generation, "rows": len(knowledge_base.index),
-          "live": knowledge_base.live_count,
+          "generation": knowledge_base.generation, "rows": len(index),
+          "live": knowledge_base.live_count, "merged_segments": knowledge_base.merged,
           "rss_added_bytes": bench.memory_status()[0] - rss_before}
 
 
@@ -278,7 +280,7 @@ def serve_child(kind: str, path: str, queries, truth, sources, groups, quiet_wai
   rss_before = bench.memory_status()[0]
   started = time.perf_counter()
   if kind == "kb":
-    index = kb_lib.open_kb(path, verify=False).index
+    index, _ = kb_lib.open_search_index(path, verify=False)   # as mel.load serves it
   else:
     index = load_index(path, verify=False)
   load_s = time.perf_counter() - started
@@ -307,14 +309,14 @@ def serve_child(kind: str, path: str, queries, truth, sources, groups, quiet_wai
 
 
 def breakdown_child(model_dir: str, queries, sources, quiet_wait: float) -> dict:
-  """Where the knowledge base's single-query latency goes (p50 ms, every query, one process):
-  the generation's index as served (its parts searched side by side on a thread pool), the
-  same with its parts searched in turn, each part alone; for a part with masked rows, its inner
-  index at k and at k + 800 (what MaskedIndex asks for when <= 800 rows are dead); and for each
-  added segment with a ScaNN tree, how often the entity a query was drawn near (among that
+  """Where the knowledge base's single-query latency goes if its segments are searched apart
+  (open_kb without merge, as writers open it; readers merge small segments into the base's
+  tree): p50 ms, every query, one process: its parts side by side, in turn, each part alone;
+  for a part with masked rows, its inner index at k and at MaskedIndex's first search; and for
+  each added segment with a ScaNN tree, how often the entity a query was drawn near (among that
   segment's) comes first, by leaves searched."""
   from mel.retrieval import kb as kb_lib
-  from mel.retrieval.masked import WIDE_SEARCH
+  from mel.retrieval.masked import EXTRA
   knowledge_base = kb_lib.open_kb(model_dir, verify=False)
   index = knowledge_base.index
   parts = getattr(index, "shards", [index])
@@ -344,13 +346,9 @@ def breakdown_child(model_dir: str, queries, sources, quiet_wait: float) -> dict
     if dead:
       out["p50_ms"][f"part {segment.path}: inner index, k = {K}"] = p50(
           lambda q: part.inner.search(q, K))
-      first = K + dead if dead <= WIDE_SEARCH * K else 2 * K   # MaskedIndex's first search
+      first = K + min(dead, EXTRA + K // 4)   # MaskedIndex's first search
       out["p50_ms"][f"part {segment.path}: inner index, k = {first} (MaskedIndex's first "
                     f"search, {dead:,} dead)"] = p50(lambda q: part.inner.search(q, first))
-      wide = K + WIDE_SEARCH * K
-      out["p50_ms"][f"part {segment.path}: inner index, k = {wide} (MaskedIndex's first "
-                    f"search with {WIDE_SEARCH * K} dead)"] = p50(
-                        lambda q: part.inner.search(q, wide))
     tree = part.tree_leaves()
     if segment.path == kb_lib.BASE or tree is None:
       continue

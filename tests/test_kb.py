@@ -360,3 +360,71 @@ def test_an_added_segment_scans_as_many_points_as_the_base():
   large = kb_changes.segment_params(fake, 400_000)
   assert (large["num_leaves"], large["num_leaves_to_search"]) == (2530, 190)  # 7.5%: 30k pts
   assert kb_changes.segment_params(fake, 1000) == {"algorithm": "brute_force"}
+
+
+def test_masked_search_is_exact_search_over_the_live_rows():
+  from mel.retrieval import BruteForceIndex
+  from mel.retrieval.masked import MaskedIndex
+  rng = np.random.default_rng(3)
+  vectors = rng.standard_normal((2000, 16)).astype(np.float32)
+  queries = np.concatenate([vectors[:40] + 0.01, rng.standard_normal((40, 16))]).astype(
+      np.float32)
+  dead = rng.choice(2000, 600, replace=False)          # most queries must search again
+  ids = [f"e{i}" for i in range(2000)]
+  masked = MaskedIndex(BruteForceIndex.build(ids, vectors), dead)
+  live = np.setdiff1d(np.arange(2000), dead)
+  truth = BruteForceIndex.build([ids[i] for i in live], vectors[live])
+  for k in (1, 10, 100):
+    got_ids, got_scores = masked.search_ids(queries, k)
+    want_ids, want_scores = truth.search_ids(queries, k)
+    assert got_ids == want_ids
+    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-6)
+  assert masked.live_count == 1400 and set(masked.live_ids()) == {ids[i] for i in live}
+  # fewer live rows than k: the rest is padding
+  tiny = MaskedIndex(BruteForceIndex.build(ids[:5], vectors[:5]), [0, 1, 2])
+  rows, scores = tiny.search(queries[:2], 4)
+  assert (rows[:, 2:] == -1).all() and np.isneginf(scores[:, 2:]).all()
+  assert set(rows[:, :2].ravel().tolist()) == {3, 4}
+
+
+@pytest.fixture
+def scann_model(tmp_path):
+  """A model dir whose index is a ScaNN tree (6,000 entities, clustered 16-d vectors)."""
+  root = tmp_path / "scann_model"
+  (root / "export").mkdir(parents=True)
+  (root / "export" / "manifest.json").write_text(json.dumps({
+      "kind": "F", "step": 1, "embedding_dim": 16, "entity_input": "description",
+      "tokenizer": "wordpiece", "entity_names": False}))
+  rng = np.random.default_rng(0)
+  centres = rng.standard_normal((60, 16))
+  vectors = centres[rng.integers(0, 60, 6000)] + 0.3 * rng.standard_normal((6000, 16))
+  vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+  ids = [f"B{i}" for i in range(6000)]
+  (root / "entities.tsv").write_text("".join(f"{e}\tbase {e}\n" for e in ids))
+  _write_embeddings(root / "embeddings", ids, vectors, ModelDir(str(root)).identity())
+  build_index_from_embeddings(str(root / "embeddings"), str(root / "index"), kind="scann")
+  return str(root), centres
+
+
+def test_readers_search_small_additions_in_the_base_tree(scann_model, tmp_path):
+  model, centres = scann_model
+  rng = np.random.default_rng(1)
+  added = centres[rng.integers(0, 60, 300)] + 0.3 * rng.standard_normal((300, 16))
+  added = (added / np.linalg.norm(added, axis=1, keepdims=True)).astype(np.float32)
+  new_ids = [f"N{i}" for i in range(300)]
+  kb_changes.add(model, _entities(new_ids), _encoded(tmp_path, model, new_ids, added))
+  replaced = _encoded(tmp_path, model, ["N0"], [added[1]], name="n0")
+  kb_changes.add(model, _entities(["N0"], "moved"), replaced, replace=True)
+  index, current = kb.open_search_index(model)
+  assert current.merged == 2 and index.kind == "masked" and len(index) == 6301
+  assert current.live_count == 6300 and current.entities.texts_of(["N0"]) == {"N0": "moved N0"}
+  separate = kb.open_kb(model)           # writers' view: three segments
+  assert separate.merged == 0 and len(separate.segments) == 3
+  # every added entity is found first from its own vector; N0 now lives at N1's vector
+  top, _ = index.search_ids(added[1:], 2)
+  assert all(t[0] == e or set(t) == {"N0", "N1"} for t, e in zip(top, new_ids[1:]))
+  top, _ = index.search_ids(added[:1], 10)
+  assert "N0" not in top[0]              # its old vector no longer answers for it
+  assert set(index.live_ids()) == set(separate.index.live_ids())
+  rows = index.search(added[5:6], 1)[0][0]
+  assert current.entities[int(rows[0])] == ("N5", "new thing N5")

@@ -16,11 +16,11 @@ import math
 import os
 import sys
 import types
-from typing import Callable, Iterable, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mel.retrieval.ids import write_ids
+from mel.retrieval.ids import ConcatIds, write_ids
 from mel.retrieval.index import (IDS, MANIFEST, Index, IndexLoadError, as_queries, check_shape,
                                  read_ids)
 
@@ -241,7 +241,21 @@ class ScannIndex(Index):
     self._check_size(count)
     return self
 
-  def _insert(self, ids, vectors, rows: np.ndarray, progress=None) -> None:
+  def append(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+    """Inserts rows after the last, in memory, into the trained tree (each vector to its
+    nearest leaf, coded with the trained codebooks): ids [n], vectors float32 [n, D]. A
+    knowledge base's small added segments are searched this way (mel.retrieval.kb)."""
+    if len(vectors) != len(ids) or (len(ids) and vectors.shape[1] != self.dimension):
+      raise ValueError(f"{len(ids)} ids and vectors of shape {vectors.shape}, expected "
+                       f"[{len(ids)}, {self.dimension}]")
+    added: List[str] = []
+    self._insert(ids, vectors, np.arange(len(ids)), into=added)
+    self.ids = ConcatIds([self.ids, added])
+    if self.searcher.size() != len(self.ids):
+      raise RuntimeError(f"ScaNN holds {self.searcher.size()} vectors, {len(self.ids)} ids")
+
+  def _insert(self, ids, vectors, rows: np.ndarray, progress=None, into=None) -> None:
+    into = self.ids if into is None else into
     for start in range(0, len(rows), INSERT_CHUNK):
       chunk = rows[start:start + INSERT_CHUNK]
       # The raw pybind searcher: ScannSearcher.upsert needs docids and keeps a Python dict
@@ -249,7 +263,7 @@ class ScannIndex(Index):
       self.searcher.searcher.upsert([None] * len(chunk),
                                     np.ascontiguousarray(vectors[chunk], np.float32),
                                     INSERT_CHUNK)
-      self.ids.extend(ids[r] for r in chunk.tolist())
+      into.extend(ids[r] for r in chunk.tolist())
       if progress:
         progress(len(chunk))
 
