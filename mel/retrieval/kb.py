@@ -230,7 +230,7 @@ def _vectors_in_row_order(segment: Segment) -> np.ndarray:
 # reading
 
 
-def _now() -> str:
+def utc_now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -253,7 +253,8 @@ def current_generation(model_dir: str) -> int:
   return 0 if manifest is None else int(manifest["generation"])
 
 
-def _abs(model_dir: str, rel: str) -> str:
+def model_path(model_dir: str, rel: str) -> str:
+  """A path of the manifests (relative to the model directory, '/'-separated) on disk."""
   return os.path.normpath(os.path.join(model_dir, *rel.split("/")))
 
 
@@ -268,7 +269,7 @@ def _base_manifest(model_dir: str) -> dict:
 
 def _load_segment(model_dir: str, path: str, index_rel: str, entities_rel: str,
                   embeddings_rel: str, records: bool, verify: bool, dimension: int) -> Segment:
-  root = _abs(model_dir, path)
+  root = model_path(model_dir, path)
   index = load_index(os.path.join(root, index_rel), verify=verify, dimension=dimension)
   texts = EntityTexts(os.path.join(root, entities_rel), index.ids)
   added = read_records(os.path.join(root, RECORDS)) if records else []
@@ -318,7 +319,7 @@ def open_kb(model_dir: str, verify: bool = True, merge: bool = False) -> Knowled
                             base["embeddings"], bool(base.get("records")), verify, dimension)]
   masks: Dict[str, List[int]] = {}
   for entry in manifest["changes"]:
-    change_dir = _abs(model_dir, entry["path"])
+    change_dir = model_path(model_dir, entry["path"])
     manifests.check_files(change_dir, {manifests.NAME: entry["manifest"]}, verify=True,
                           error=KBError)
     change = manifests.read(change_dir, CHANGE_FORMAT, required=("kind", "files"),

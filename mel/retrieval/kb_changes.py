@@ -26,7 +26,7 @@ from mel.retrieval import embeddings as embeddings_lib
 from mel.retrieval.build import build_index_from_embeddings, rechunk
 from mel.retrieval.kb import (BASES, CHANGE_FORMAT, CHANGES, FORMAT, GENERATIONS, LOCK, MASKS,
                               SEGMENT_EMBEDDINGS, SEGMENT_ENTITIES, SEGMENT_INDEX, KBError,
-                              KnowledgeBase, _abs, _now, open_kb, read_manifest)
+                              KnowledgeBase, model_path, open_kb, utc_now)
 from mel.retrieval.kb_entities import RECORDS, KBEntity, KBInputError, no_duplicates, write_records
 
 REMOVED = "removed.txt"
@@ -52,7 +52,7 @@ def _commit(model_dir: str, kb: KnowledgeBase, base: dict, changes: List[dict],
   generation = kb.generation + 1
   manifest = {"format": FORMAT, "generation": generation, "model": kb.manifest["model"],
               "base": base, "changes": changes, "command": command, "summary": summary,
-              "created": _now()}
+              "created": utc_now()}
   kb_dir = ModelDir(model_dir).kb
   os.makedirs(os.path.join(kb_dir, GENERATIONS), exist_ok=True)
   manifests.write(os.path.join(kb_dir, GENERATIONS), manifest, name=f"{generation:05d}.json")
@@ -64,13 +64,13 @@ def _write_change(model_dir: str, kb: KnowledgeBase, kind: str, fill, summary: d
   generation that appends it; returns the new top manifest."""
   generation = kb.generation + 1
   rel = f"kb/{CHANGES}/{generation:05d}"
-  with atomic_directory(_abs(model_dir, rel)) as tmp:
+  with atomic_directory(model_path(model_dir, rel)) as tmp:
     fill(tmp)
     manifests.write(tmp, {"format": CHANGE_FORMAT, "kind": kind, "generation": generation,
-                          "summary": summary, "created": _now(),
+                          "summary": summary, "created": utc_now(),
                           "files": manifests.describe_files(tmp)})
   entry = {"path": rel, "kind": kind, "manifest": manifests.file_entry(
-      os.path.join(_abs(model_dir, rel), manifests.NAME))}
+      os.path.join(model_path(model_dir, rel), manifests.NAME))}
   return _commit(model_dir, kb, kb.manifest["base"], kb.manifest["changes"] + [entry], kind,
                  summary)
 
@@ -225,7 +225,7 @@ def compact(model_dir: str, kind: Optional[str] = None, shard_size: int = 100000
       return None
     generation = kb.generation + 1
     rel = f"kb/{BASES}/{generation:05d}"
-    with atomic_directory(_abs(model_dir, rel)) as tmp:
+    with atomic_directory(model_path(model_dir, rel)) as tmp:
       vectors_dir = os.path.join(tmp, SEGMENT_EMBEDDINGS)
       count = shards = 0
       for ids, vectors in rechunk(_live_pieces(kb), shard_size):
@@ -242,7 +242,7 @@ def compact(model_dir: str, kind: Optional[str] = None, shard_size: int = 100000
             if line.split("\t", 1)[0] not in dead:
               f.write(line + "\n")
       write_records(os.path.join(tmp, RECORDS), kb.added.values())
-    root = _abs(model_dir, rel)
+    root = model_path(model_dir, rel)
     base = {"path": rel, "index": SEGMENT_INDEX, "entities": SEGMENT_ENTITIES,
             "embeddings": SEGMENT_EMBEDDINGS, "records": RECORDS,
             "index_manifest": manifests.file_entry(
@@ -265,7 +265,7 @@ def prune(model_dir: str, keep: Sequence[dict]) -> List[str]:
     referenced.update(entry["path"] for entry in manifest.get("changes", []))
   deleted = []
   for kind in (CHANGES, BASES):
-    parent = _abs(model_dir, f"kb/{kind}")
+    parent = model_path(model_dir, f"kb/{kind}")
     if not os.path.isdir(parent):
       continue
     for name in sorted(os.listdir(parent)):
@@ -274,8 +274,3 @@ def prune(model_dir: str, keep: Sequence[dict]) -> List[str]:
         shutil.rmtree(os.path.join(parent, name))
         deleted.append(rel)
   return deleted
-
-
-def status(model_dir: str) -> dict:
-  """The current generation's manifest (generation 0: a description of the model's index)."""
-  return read_manifest(model_dir) or {"generation": 0, "changes": [], "summary": {}}
