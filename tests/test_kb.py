@@ -428,3 +428,17 @@ def test_readers_search_small_additions_in_the_base_tree(scann_model, tmp_path):
   assert set(index.live_ids()) == set(separate.index.live_ids())
   rows = index.search(added[5:6], 1)[0][0]
   assert current.entities[int(rows[0])] == ("N5", "new thing N5")
+
+
+def test_nil_evaluation_counts_a_removed_entity_as_out_of_the_kb(model):
+  import types
+  from mel.evaluation import evaluate
+  from mel.evaluation.datasets import Query
+  kb_changes.remove(model, ["Q3"])
+  index, _ = kb.open_search_index(model)
+  system = types.SimpleNamespace(name="m", index=index, encode=None)
+  queries = [Query(f"q{i}", "en", "", "", "x", "", gold) for i, gold in
+             enumerate(["Q1", "Q2", "Q3", "Q4"])]
+  plan = evaluate.plan_nil([system], queries, fraction=0.0, seed=0)
+  assert set(plan["rows"]["m"]) == {"Q1", "Q2", "Q4"}   # Q3 cannot be returned: not held
+  assert plan["facts"]["gold_entities_in_every_index"] == 3

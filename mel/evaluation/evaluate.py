@@ -81,7 +81,11 @@ def plan_nil(systems: Sequence, queries: Sequence[datasets.Query], fraction: flo
   from mel.retrieval.ids import rows_of
   scored = [s for s in systems if hasattr(s, "encode")]
   distinct = sorted({q.gold for q in queries})
-  rows = {s.name: rows_of(s.index.ids, distinct) for s in scored}
+  # rows of the gold entities each index can return (an entity `mel kb remove`d is not held)
+  rows = {}
+  for s in scored:
+    live = set(s.index.live_ids())
+    rows[s.name] = {e: r for e, r in rows_of(s.index.ids, distinct).items() if e in live}
   held = sorted(set.intersection(*(set(r) for r in rows.values()))) if rows else []
   removed = nil.removed_entities(held, fraction, seed)
   calibration = nil.calibration_half([q.query_id for q in queries], seed)
