@@ -592,5 +592,20 @@ def test_gs_model_directory_is_fetched_verified_and_reused(model_dir, held_out, 
   assert calibrated.thresholds["fast"] == 0.25
   assert calibrated.threshold_source == "nil.json chosen on holdout:x"
 
+  # a knowledge base grown with `mel kb` (here: one entity removed) comes with them too
+  import shutil
+  from mel.retrieval import kb_changes
+  grown = tmp_path / "grown"
+  shutil.copytree(model_dir, grown, ignore=shutil.ignore_patterns("embeddings"))
+  gone = next(iter(calibrated.index.live_ids()))
+  kb_changes.remove(str(grown), [gone])
+  for root, _, names in os.walk(grown / "kb"):
+    for name in names:
+      path = os.path.join(root, name)
+      bucket.blob(f"models/m/{os.path.relpath(path, grown)}").upload_from_filename(path)
+  served = L.load(url, cache_dir=str(cache))
+  assert served.kb_generation == 1 and (cached / "kb" / "manifest.json").exists()
+  assert gone not in set(served.index.live_ids())
+
   with pytest.raises(FileNotFoundError, match="no such model directory"):
     L.load(f"gs://{gcs_emulator['bucket']}/models/none", cache_dir=str(cache))

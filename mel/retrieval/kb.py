@@ -253,9 +253,10 @@ def current_generation(model_dir: str) -> int:
   return 0 if manifest is None else int(manifest["generation"])
 
 
-def model_path(model_dir: str, rel: str) -> str:
-  """A path of the manifests (relative to the model directory, '/'-separated) on disk."""
-  return os.path.normpath(os.path.join(model_dir, *rel.split("/")))
+def other_tower(recorded: dict, tower: dict) -> Optional[str]:
+  """The first key of ModelDir.tower_identity on which vectors recorded as of `recorded` and
+  this model's `tower` differ (keys recorded by one only are not compared), or None."""
+  return next((k for k in tower if k in recorded and recorded[k] != tower[k]), None)
 
 
 def _base_manifest(model_dir: str) -> dict:
@@ -269,7 +270,7 @@ def _base_manifest(model_dir: str) -> dict:
 
 def _load_segment(model_dir: str, path: str, index_rel: str, entities_rel: str,
                   embeddings_rel: str, records: bool, verify: bool, dimension: int) -> Segment:
-  root = model_path(model_dir, path)
+  root = ModelDir(model_dir).join(path)
   index = load_index(os.path.join(root, index_rel), verify=verify, dimension=dimension)
   texts = EntityTexts(os.path.join(root, entities_rel), index.ids)
   added = read_records(os.path.join(root, RECORDS)) if records else []
@@ -306,20 +307,18 @@ def open_kb(model_dir: str, verify: bool = True, merge: bool = False) -> Knowled
     return KnowledgeBase(model_dir, 0, {"generation": 0, "base": _base_manifest(model_dir),
                                         "changes": [], "model": tower}, [segment], {})
   generation = int(manifest["generation"])
-  differs = [k for k in ("kind", "step", "embedding_dim", "entity_input")
-             if manifest["model"].get(k) != tower.get(k)]
+  differs = other_tower(manifest["model"], tower)
   if differs:
     raise KBError(f"{manifest_path(model_dir)}: generation {generation} holds vectors of "
-                  f"another export ({differs[0]} {manifest['model'].get(differs[0])!r}, the "
-                  f"model has {tower.get(differs[0])!r}); move kb/ away and add the entities "
-                  "again")
+                  f"another export ({differs} {manifest['model'][differs]!r}, the model has "
+                  f"{tower[differs]!r}); move kb/ away and add the entities again")
   base = manifest["base"]
   _check_base(model_dir, base, generation)
   segments = [_load_segment(model_dir, base["path"], base["index"], base["entities"],
                             base["embeddings"], bool(base.get("records")), verify, dimension)]
   masks: Dict[str, List[int]] = {}
   for entry in manifest["changes"]:
-    change_dir = model_path(model_dir, entry["path"])
+    change_dir = ModelDir(model_dir).join(entry["path"])
     manifests.check_files(change_dir, {manifests.NAME: entry["manifest"]}, verify=True,
                           error=KBError)
     change = manifests.read(change_dir, CHANGE_FORMAT, required=("kind", "files"),

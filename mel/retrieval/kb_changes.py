@@ -26,11 +26,10 @@ from mel.retrieval import embeddings as embeddings_lib
 from mel.retrieval.build import build_index_from_embeddings, rechunk
 from mel.retrieval.kb import (BASES, CHANGE_FORMAT, CHANGES, FORMAT, GENERATIONS, LOCK, MASKS,
                               SEGMENT_EMBEDDINGS, SEGMENT_ENTITIES, SEGMENT_INDEX, KBError,
-                              KnowledgeBase, model_path, open_kb, utc_now)
+                              KnowledgeBase, open_kb, other_tower, utc_now)
 from mel.retrieval.kb_entities import RECORDS, KBEntity, KBInputError, no_duplicates, write_records
 
 REMOVED = "removed.txt"
-TOWER_KEYS = ("kind", "step", "embedding_dim", "entity_input", "tokenizer")
 
 
 @contextlib.contextmanager
@@ -64,13 +63,13 @@ def _write_change(model_dir: str, kb: KnowledgeBase, kind: str, fill, summary: d
   generation that appends it; returns the new top manifest."""
   generation = kb.generation + 1
   rel = f"kb/{CHANGES}/{generation:05d}"
-  with atomic_directory(model_path(model_dir, rel)) as tmp:
+  with atomic_directory(ModelDir(model_dir).join(rel)) as tmp:
     fill(tmp)
     manifests.write(tmp, {"format": CHANGE_FORMAT, "kind": kind, "generation": generation,
                           "summary": summary, "created": utc_now(),
                           "files": manifests.describe_files(tmp)})
   entry = {"path": rel, "kind": kind, "manifest": manifests.file_entry(
-      os.path.join(model_path(model_dir, rel), manifests.NAME))}
+      os.path.join(ModelDir(model_dir).join(rel), manifests.NAME))}
   return _commit(model_dir, kb, kb.manifest["base"], kb.manifest["changes"] + [entry], kind,
                  summary)
 
@@ -87,10 +86,10 @@ def check_embeddings(kb: KnowledgeBase, embeddings_dir: str, entities: Sequence[
   manifest = embeddings_lib.read_manifest(embeddings_dir)
   model = manifest.get("model") or {}
   tower = kb.manifest["model"]
-  for key in TOWER_KEYS:
-    if key in model and key in tower and model[key] != tower[key]:
-      raise KBInputError(f"{embeddings_dir}: embeddings of another model: {key} "
-                         f"{model[key]!r}, the knowledge base's model has {tower[key]!r}")
+  key = other_tower(model, tower)
+  if key:
+    raise KBInputError(f"{embeddings_dir}: embeddings of another model: {key} "
+                       f"{model[key]!r}, the knowledge base's model has {tower[key]!r}")
   if manifest["dimension"] != tower["embedding_dim"]:
     raise KBInputError(f"{embeddings_dir}: vectors of dimension {manifest['dimension']}, the "
                        f"model's are {tower['embedding_dim']}")
@@ -116,8 +115,8 @@ def segment_params(kb: KnowledgeBase, count: int) -> Optional[dict]:
   default, ~3% of its few leaves, scans far fewer points than the base's 3% of millions, and
   entities added would be found less often than those there from the start: at 10k added to
   1M, the added entity was the top-1 for 0.88 of queries drawn near it, against 1.00 in a
-  rebuilt index (bench/kb_update.py). Searched beside the base, it costs no latency while it
-  scans no more than the base."""
+  rebuilt index (bench/kb_update.py). Readers insert segments of up to MERGE_SHARE of the base
+  into its tree (mel.retrieval.kb); these parameters serve the larger ones, searched beside it."""
   from mel.retrieval.scann import scann_params_for
   params = scann_params_for(count, total=count + kb.live_count)
   base = kb.segments[0].index
@@ -225,7 +224,7 @@ def compact(model_dir: str, kind: Optional[str] = None, shard_size: int = 100000
       return None
     generation = kb.generation + 1
     rel = f"kb/{BASES}/{generation:05d}"
-    with atomic_directory(model_path(model_dir, rel)) as tmp:
+    with atomic_directory(ModelDir(model_dir).join(rel)) as tmp:
       vectors_dir = os.path.join(tmp, SEGMENT_EMBEDDINGS)
       count = shards = 0
       for ids, vectors in rechunk(_live_pieces(kb), shard_size):
@@ -242,7 +241,7 @@ def compact(model_dir: str, kind: Optional[str] = None, shard_size: int = 100000
             if line.split("\t", 1)[0] not in dead:
               f.write(line + "\n")
       write_records(os.path.join(tmp, RECORDS), kb.added.values())
-    root = model_path(model_dir, rel)
+    root = ModelDir(model_dir).join(rel)
     base = {"path": rel, "index": SEGMENT_INDEX, "entities": SEGMENT_ENTITIES,
             "embeddings": SEGMENT_EMBEDDINGS, "records": RECORDS,
             "index_manifest": manifests.file_entry(
@@ -265,7 +264,7 @@ def prune(model_dir: str, keep: Sequence[dict]) -> List[str]:
     referenced.update(entry["path"] for entry in manifest.get("changes", []))
   deleted = []
   for kind in (CHANGES, BASES):
-    parent = model_path(model_dir, f"kb/{kind}")
+    parent = ModelDir(model_dir).join(f"kb/{kind}")
     if not os.path.isdir(parent):
       continue
     for name in sorted(os.listdir(parent)):
