@@ -9,6 +9,8 @@
                 train_summary.json   written last by training
                 export/manifest.json kind, step, embedding_dim, entity_input, ... (mel.training.export)
                 export/mention_encoder/, export/entity_encoder/   SavedModels taking raw strings
+                export/reranker/     the reranker's SavedModel (model.kind CA: a reranker's
+                                     model dir holds it instead of the two towers)
                 embeddings/          entity vectors (mel encode)
                 index/               nearest-entity index (mel index)
                 dictionary/          the spotter's surface forms (mel dictionary)
@@ -37,6 +39,7 @@ EXPORT = "export"
 EXPORT_MANIFEST = "export/manifest.json"
 MENTION_ENCODER = "export/mention_encoder"
 ENTITY_ENCODER = "export/entity_encoder"
+RERANKER = "export/reranker"
 EMBEDDINGS = "embeddings"
 INDEX = "index"
 DICTIONARY = "dictionary"
@@ -79,6 +82,7 @@ class ModelDir:
   export_manifest = property(lambda self: self.join(EXPORT_MANIFEST))
   mention_encoder = property(lambda self: self.join(MENTION_ENCODER))
   entity_encoder = property(lambda self: self.join(ENTITY_ENCODER))
+  reranker = property(lambda self: self.join(RERANKER))
   embeddings = property(lambda self: self.join(EMBEDDINGS))
   index = property(lambda self: self.join(INDEX))
   dictionary = property(lambda self: self.join(DICTIONARY))

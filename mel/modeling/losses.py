@@ -78,3 +78,69 @@ def gather_candidates(gold, gold_ids, negatives=None, negative_ids=None, negativ
           tf.concat([all_gold_ids, all_negative_ids], axis=0),
           tf.concat([mask, all_negative_mask], axis=0),
           labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidate-set losses: each mention's own candidates, the gold in column 0 (the reranker's
+# training; the dual encoder's distillation from it).
+
+
+def _gold_column(mask):
+  """bool [B, C]: True in column 0."""
+  return tf.one_hot(tf.zeros(tf.shape(mask)[:1], tf.int32), tf.shape(mask)[1],
+                    on_value=True, off_value=False)
+
+
+def candidate_bce_loss(logits, mask):
+  """The paper's binary cross-entropy (Sec. 5.5.2): every valid pair is classified on its own,
+  the gold as 1, the others as 0; the mean over a mention's valid candidates.
+
+  Args:
+    logits: float [B, C], the gold in column 0.
+    mask: bool [B, C], False for padding (column 0 is always valid).
+  Returns:
+    float32 [B].
+  """
+  logits = tf.cast(logits, tf.float32)
+  labels = tf.cast(_gold_column(mask), tf.float32)
+  per_pair = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+  valid = tf.cast(mask, tf.float32)
+  return tf.reduce_sum(per_pair * valid, axis=1) / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0)
+
+
+def candidate_softmax_loss(logits, mask):
+  """BLINK's loss: softmax cross-entropy over a mention's valid candidates, the gold the label.
+
+  Args: as candidate_bce_loss. Returns float32 [B].
+  """
+  logits = tf.where(mask, tf.cast(logits, tf.float32), MASKED_LOGIT)
+  labels = tf.zeros(tf.shape(logits)[:1], tf.int32)
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def gold_first_accuracy(logits, mask):
+  """float32 [B]: 1 where column 0 (the gold) scores strictly above every other valid column
+  (a tie counts as a miss, so a constant scorer gets 0)."""
+  logits = tf.cast(logits, tf.float32)
+  others = tf.logical_and(mask, tf.logical_not(_gold_column(mask)))
+  best_other = tf.reduce_max(tf.where(others, logits, MASKED_LOGIT), axis=1)
+  return tf.cast(logits[:, 0] > best_other, tf.float32)
+
+
+def distillation_loss(student_logits, teacher_logits, mask, temperature=1.0):
+  """Knowledge distillation over each mention's candidates (Hinton et al. 2015; BLINK Sec. 4):
+  T^2 x KL(softmax(teacher / T) || softmax(student / T)) over the valid candidates.
+
+  Args:
+    student_logits, teacher_logits: float [B, C] over the same candidates.
+    mask: bool [B, C], False for padding.
+    temperature: T > 0; T^2 keeps the gradients' scale as T changes.
+  Returns:
+    float32 [B].
+  """
+  t = tf.cast(temperature, tf.float32)
+  student = tf.where(mask, tf.cast(student_logits, tf.float32) / t, MASKED_LOGIT)
+  teacher = tf.where(mask, tf.cast(teacher_logits, tf.float32) / t, MASKED_LOGIT)
+  p_teacher = tf.nn.softmax(teacher, axis=1)
+  kl = p_teacher * (tf.nn.log_softmax(teacher, axis=1) - tf.nn.log_softmax(student, axis=1))
+  return t * t * tf.reduce_sum(tf.where(mask, kl, 0.0), axis=1)

@@ -35,7 +35,8 @@ class EncoderConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-  kind: str = "F"                 # "F": description encoder; "E": QID embedding table
+  kind: str = "F"                 # "F": description encoder; "E": QID embedding table;
+                                  # "CA": the cross-attention reranker (mel.modeling.cross_encoder)
   encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
   embedding_dim: int = 300        # the shared mention/entity space (paper: d=300)
   scale: float = 20.0             # logits = scale * cosine (inverse temperature)
@@ -61,6 +62,8 @@ class DataConfig:
   pairs_batch_size: int = 8192    # global entity-entity batch (auxiliary task)
   hard_negatives: str = ""        # glob of MentionWithNegatives records; "" = in-batch only
   hard_negatives_per_mention: int = 1
+  random_negatives_per_mention: int = 0   # CA: entities drawn as the positives are (the gold
+                                          # entities of other mentions in the shuffled batch)
   shuffle_buffer: int = 10000
   # Leave-languages-out: training drops these languages' mentions (hard-negative records too)
   # and every entity pair with a description in one of them; the entity table keeps all
@@ -73,6 +76,8 @@ class DataConfig:
 PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 AUTO_PRECISION = "auto"
 MENTION_LAYOUTS = ("context", "mention_only")
+MODEL_KINDS = ("F", "E", "CA")
+RERANKER_LOSSES = ("bce", "softmax")
 POOLINGS = ("cls", "mean")
 
 
@@ -115,6 +120,11 @@ class TrainConfig:
                                          # pretrained text tower's encoding of its description
                                          # (needs train.init_checkpoint; rows are the space the
                                          # mention tower starts in)
+  reranker_loss: str = "bce"      # CA: "bce" (the paper's, per pair) or "softmax" (BLINK's,
+                                  # over each mention's candidates)
+  distillation_weight: float = 0.0       # F: weight of the distillation term (0: off); the
+                                         # records of data.hard_negatives carry teacher scores
+  distillation_temperature: float = 1.0  # T of the distillation term's softmaxes
   freeze_word_embeddings: bool = False   # keep the text towers' word embeddings as initialised
                                          # (e5: 250k x 384 per tower; AdamW would update all of
                                          # it densely at every step)
@@ -132,6 +142,9 @@ class RoundsConfig:
   index_kind: str = "scann"       # index used for mining: scann or brute_force
   max_mentions: int = 0           # training mentions mined per round, a seeded sample (0: all);
                                   # the round trains on those
+  distill_from: str = ""          # a trained reranker's model dir (kind CA): after the last
+                                  # round, one more round distils its scores (optional)
+  distill_steps: int = 0          # steps of that round (0: rounds.steps)
 
 
 @dataclasses.dataclass
@@ -142,10 +155,19 @@ class ExperimentConfig:
   rounds: RoundsConfig = dataclasses.field(default_factory=RoundsConfig)
 
   def validate(self):
-    if self.model.kind not in ("F", "E"):
-      raise ConfigError(f"model.kind must be 'F' or 'E', got {self.model.kind!r}")
-    if self.model.kind == "E" and self.train.entity_entity_task:
+    if self.model.kind not in MODEL_KINDS:
+      raise ConfigError(f"model.kind must be one of {MODEL_KINDS}, got {self.model.kind!r}")
+    if self.model.kind != "F" and self.train.entity_entity_task:
       raise ConfigError("train.entity_entity_task needs the description encoder (model.kind F)")
+    if self.model.kind == "CA":
+      self._validate_reranker()
+    if self.train.distillation_weight < 0 or self.train.distillation_temperature <= 0:
+      raise ConfigError("train.distillation_weight must be >= 0 and "
+                        "train.distillation_temperature > 0")
+    if self.train.distillation_weight > 0 and (self.model.kind != "F"
+                                               or not self.data.hard_negatives):
+      raise ConfigError("train.distillation_weight > 0 needs model.kind F and "
+                        "data.hard_negatives (records with teacher scores)")
     if self.model.pooling not in POOLINGS:
       raise ConfigError(f"model.pooling must be one of {POOLINGS}, got {self.model.pooling!r}")
     if not self.model.projection and self.model.embedding_dim != self.model.encoder.hidden_size:
@@ -203,7 +225,28 @@ class ExperimentConfig:
                         f"{rounds.index_kind!r}")
     if rounds.count and self.data.hard_negatives_per_mention < 1:
       raise ConfigError("rounds.count > 0 needs data.hard_negatives_per_mention >= 1")
+    if self.rounds.distill_steps < 0:
+      raise ConfigError("rounds.distill_steps must be >= 0 (0: rounds.steps)")
     return self
+
+  def _validate_reranker(self):
+    data = self.data
+    if self.train.reranker_loss not in RERANKER_LOSSES:
+      raise ConfigError(f"train.reranker_loss must be one of {RERANKER_LOSSES}, got "
+                        f"{self.train.reranker_loss!r}")
+    if data.mention_layout != "context":
+      raise ConfigError("model.kind CA reads the mention in context: data.mention_layout "
+                        "must be context")
+    if not data.hard_negatives and data.random_negatives_per_mention < 1:
+      raise ConfigError("model.kind CA needs candidates: data.hard_negatives (records of "
+                        "`mel negatives`) and/or data.random_negatives_per_mention >= 1")
+    if data.random_negatives_per_mention < 0:
+      raise ConfigError("data.random_negatives_per_mention must be >= 0")
+    if data.random_negatives_per_mention >= data.batch_size:
+      raise ConfigError("data.random_negatives_per_mention must be below data.batch_size "
+                        "(they are the gold entities of other mentions of the batch)")
+    if self.train.entity_table_from_descriptions:
+      raise ConfigError("train.entity_table_from_descriptions is for model.kind E")
 
 
 def _from_dict(cls, values: dict, prefix: str):

@@ -6,6 +6,11 @@ In a model dir (paths: mel.model_dir):
     export/entity_encoder    Model F: serving_default(description: string [B])
                              Model E: serving_default(entity_id: string [B])
                                -> {"embeddings": float32 [B, D]} (zeros for unknown ids)
+    export/reranker          model.kind CA, in place of the towers:
+                             serving_default(title, left, mention, right, description:
+                               string [N]) -> {"logits": float32 [N]} (one mention-entity
+                               pair per row; sigmoid(logit) is the pair's probability when
+                               trained with the bce loss)
     export/manifest.json     kind, step, embedding_dim, tokenizer (wordpiece or e5),
                              vocabulary size, mention_layout, entity count,
                              trained_precision (float32 or bfloat16)
@@ -72,6 +77,21 @@ class EntityIdEncoder(tf.Module):
     return {"embeddings": tf.where((rows >= 0)[:, None], vectors, tf.zeros_like(vectors))}
 
 
+class PairScorer(tf.Module):
+  """The reranker: raw mention-entity pairs -> logits, tokenisation included."""
+
+  def __init__(self, model, builder: InputBuilder):
+    super().__init__(name="reranker")
+    self.model = model
+    self.tokenizer = builder.tokenizer.module
+    self._builder = builder
+
+  @tf.function(input_signature=[_STRING_BATCH] * 5)
+  def serve(self, title, left, mention, right, description):
+    inputs = self._builder.pairs(title, left, mention, right, description)
+    return {"logits": self.model(inputs, training=False)}
+
+
 def _save(module, path: str):
   tmp = path + ".tmp"
   if tf.io.gfile.exists(tmp):
@@ -119,8 +139,34 @@ def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, 
       "entity_names": bool(entity_names),
       "trained_precision": trained_precision,
   }
+  _write_manifest(manifest, model_dir)
+  return manifest
+
+
+def export_reranker(model, builder: InputBuilder, model_dir: ModelDir, *, step: int,
+                    entity_names: bool = False, trained_precision: str = "float32",
+                    loss: str = "bce") -> dict:
+  """Writes the reranker (a CrossEncoder computing in float32) and the manifest into
+  model_dir's export/; returns the manifest."""
+  tf.io.gfile.makedirs(model_dir.export)
+  _save(PairScorer(model, builder), model_dir.reranker)
+  manifest = {
+      "kind": "CA", "step": int(step), "loss": loss,
+      "probability": "sigmoid(logit)" if loss == "bce" else None,
+      "vocab_size": builder.tokenizer.vocab_size,
+      "tokenizer": builder.tokenizer.kind,
+      "max_seq_length": builder.max_seq_length,
+      "max_title_length": builder.max_title_length,
+      "num_entities": entity_table.count(model_dir.entities),
+      "entity_names": bool(entity_names),
+      "trained_precision": trained_precision,
+  }
+  _write_manifest(manifest, model_dir)
+  return manifest
+
+
+def _write_manifest(manifest: dict, model_dir: ModelDir) -> None:
   tmp = model_dir.export_manifest + ".tmp"
   with tf.io.gfile.GFile(tmp, "w") as f:
     json.dump(manifest, f, indent=2, sort_keys=True)
   tf.io.gfile.rename(tmp, model_dir.export_manifest, overwrite=True)
-  return manifest

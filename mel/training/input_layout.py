@@ -9,6 +9,12 @@ Mention:  [CLS] title [SEP] left [E] mention [/E] right [SEP]
 Entity (Model F): [CLS] description [SEP], segment 0.
 Mention, data.mention_layout "mention_only": [CLS] mention [SEP], segment 0 (how e5 is queried
 off the shelf).
+Mention-entity pair (the cross-attention reranker, model.kind CA; paper Sec. 5.5.2):
+  [CLS] title [SEP] left [E] mention [/E] right [SEP] description [SEP]
+  segment  0 ...   (the mention part as above)    0 ...     0
+  The description keeps at most max_seq_length // 2 - 1 pieces (its first ones) and the mention
+  part takes the rest, cut as above: with 128 pieces, at least 64 for title and context. The
+  description's segment is 0, the segment the entity tower reads descriptions with.
 With data.text_prefixes (e5) the mention's first text (the title, or the mention alone) starts
 with "query: " and the description with "passage: ", as e5 was trained.
 
@@ -56,12 +62,11 @@ def _to_dense(ids: tf.RaggedTensor, types: tf.RaggedTensor, max_seq_length: int)
   return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
 
 
-def mention_inputs(title, left, mention, right, *, cls_id: int, sep_id: int,
-                   mention_start_id: int, mention_end_id: int, max_seq_length: int = 64,
-                   max_title_length: int = 16) -> dict:
-  """title/left/mention/right: int32 RaggedTensor [B, (pieces)] -> dict of int32 [B, L]."""
+def _mention_pieces(title, left, mention, right, length, *, cls_id: int, sep_id: int,
+                    mention_start_id: int, mention_end_id: int, max_title_length: int):
+  """The mention layout as ragged (ids, segment ids) [B, (<= length[b])]; length: int32 [B]."""
   batch_size = title.nrows(out_type=tf.int32)
-  budget = max_seq_length - 5   # [CLS] [SEP] [E] [/E] [SEP]
+  budget = length - 5   # [CLS] [SEP] [E] [/E] [SEP]
   title = title[:, :max_title_length]
   title_len = _lengths(title)
   mention = _keep_first(mention, budget - title_len)
@@ -84,6 +89,34 @@ def mention_inputs(title, left, mention, right, *, cls_id: int, sep_id: int,
       (right, RIGHT_SEGMENT), (special(sep_id), RIGHT_SEGMENT)]
   ids = tf.concat([p for p, _ in pieces], axis=1)
   types = tf.concat([_segments_like(p, s) for p, s in pieces], axis=1)
+  return ids, types
+
+
+def mention_inputs(title, left, mention, right, *, cls_id: int, sep_id: int,
+                   mention_start_id: int, mention_end_id: int, max_seq_length: int = 64,
+                   max_title_length: int = 16) -> dict:
+  """title/left/mention/right: int32 RaggedTensor [B, (pieces)] -> dict of int32 [B, L]."""
+  length = tf.fill([title.nrows(out_type=tf.int32)], max_seq_length)
+  ids, types = _mention_pieces(title, left, mention, right, length, cls_id=cls_id,
+                               sep_id=sep_id, mention_start_id=mention_start_id,
+                               mention_end_id=mention_end_id, max_title_length=max_title_length)
+  return _to_dense(ids, types, max_seq_length)
+
+
+def pair_inputs(title, left, mention, right, description, *, cls_id: int, sep_id: int,
+                mention_start_id: int, mention_end_id: int, max_seq_length: int = 128,
+                max_title_length: int = 16) -> dict:
+  """The reranker's mention-entity pairs: int32 RaggedTensor [N, (pieces)] each -> dict of
+  int32 [N, max_seq_length] (layout in the module docstring)."""
+  description = description[:, :max_seq_length // 2 - 1]
+  length = max_seq_length - 1 - _lengths(description)
+  ids, types = _mention_pieces(title, left, mention, right, length, cls_id=cls_id,
+                               sep_id=sep_id, mention_start_id=mention_start_id,
+                               mention_end_id=mention_end_id, max_title_length=max_title_length)
+  end = _constant_column(sep_id, description.nrows(out_type=tf.int32))
+  ids = tf.concat([ids, description, end], axis=1)
+  types = tf.concat([types, _segments_like(description, TITLE_SEGMENT),
+                     _segments_like(end, TITLE_SEGMENT)], axis=1)
   return _to_dense(ids, types, max_seq_length)
 
 
@@ -132,6 +165,18 @@ class InputBuilder:
         cls_id=t.cls_id, sep_id=t.sep_id, mention_start_id=t.mention_start_id,
         mention_end_id=t.mention_end_id, max_seq_length=self.max_seq_length,
         max_title_length=self.max_title_length)
+
+  def pairs(self, title, left, mention, right, description) -> dict:
+    """tf.string [N] each (a mention and one candidate's description per row) -> dict of int32
+    [N, max_seq_length], the reranker's input."""
+    t = self.tokenizer
+    title = self._prefixed(title, QUERY_PREFIX)
+    description = self._prefixed(description, PASSAGE_PREFIX)
+    return pair_inputs(
+        t.tokenize(title), t.tokenize(left), t.tokenize(mention), t.tokenize(right),
+        t.tokenize(description), cls_id=t.cls_id, sep_id=t.sep_id,
+        mention_start_id=t.mention_start_id, mention_end_id=t.mention_end_id,
+        max_seq_length=self.max_seq_length, max_title_length=self.max_title_length)
 
   def entities(self, description) -> dict:
     """tf.string [B] -> dict of int32 [B, max_seq_length]."""

@@ -11,6 +11,15 @@ A batch (per replica, B mentions, K hard negatives each, P entity pairs):
   negatives, negative_ids [B*K], negative_mask bool [B*K]   (with hard negatives)
   pairs_a, pairs_b: input dict int32 [P, L], pair_ids int32 [P]   (entity-entity task)
 
+The reranker (model.kind CA; RerankerInputs), per replica, B mentions of C = 1 + K + R
+candidates each (the gold first, K of the mention's hard negatives, R random entities):
+  pairs: input dict int32 [B*C, L]   ([CLS] title [SEP] left [E] mention [/E] right [SEP]
+                                      description [SEP]; mention b's candidates in rows b*C..)
+  candidate_mask: bool [B, C]        (False: a missing negative, an entity not in the table,
+                                      or an entity already among the mention's candidates)
+The random entities are drawn as the positives are distributed (paper Sec. 5.5.2): the gold
+entities of the next R mentions of the shuffled batch.
+
 data.exclude_languages (leave-languages-out): mentions (or hard-negative records) in those
 languages and entity pairs with either description in one of them are filtered out of the
 record stream before the shuffle; the entity table, and so the index, keeps every entity.
@@ -198,3 +207,91 @@ class TrainingInputs:
       pairs = self._pairs(data.pairs_batch_size // replicas, input_context, seed)
       ds = tf.data.Dataset.zip((ds, pairs)).map(lambda m, p: {**m, **p})
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class RerankerInputs:
+  """The reranker's training dataset (model.kind CA; batch layout in the module docstring).
+
+  Candidates come from data.hard_negatives (MentionWithNegatives records, the dual encoder's
+  candidates mined by `mel negatives`: data.hard_negatives_per_mention of them) and from the
+  batch (data.random_negatives_per_mention); without hard negatives the mining run's training
+  mentions are read and only random candidates are used.
+  """
+
+  def __init__(self, config: configs.ExperimentConfig, builder: InputBuilder,
+               entity_table_path: str):
+    self.config = config
+    self.builder = builder
+    self.entity_table_path = entity_table_path
+    data = config.data
+    self.with_negatives = bool(data.hard_negatives) and data.hard_negatives_per_mention > 0
+    self.num_hard = data.hard_negatives_per_mention if self.with_negatives else 0
+    self.num_random = data.random_negatives_per_mention
+    self.num_candidates = 1 + self.num_hard + self.num_random
+    if self.with_negatives:
+      self.mention_files = _files(data.hard_negatives, "hard-negative")
+    else:
+      self.mention_files = _files(records.pattern(data.mining_dir, records.MENTIONS_TRAIN),
+                                  "training mention")
+    self.excluded = excluded_mentions(config)
+
+  def _dataset(self, batch_size: int, input_context, seed: int):
+    record_type = schema.MentionWithNegatives if self.with_negatives else schema.Mention
+    spec = record_type.feature_spec()
+    wanted = ["doc_title", "left_context", "mention", "right_context", "entity_id"]
+    if self.with_negatives:
+      wanted.append("negative_ids")
+    spec = {k: spec[k] for k in wanted}
+    k, r, c = self.num_hard, self.num_random, self.num_candidates
+    texts = entity_table.text_lookup(self.entity_table_path)
+    rows = entity_table.row_lookup(self.entity_table_path)
+
+    def parse(serialized):
+      example = tf.io.parse_single_example(serialized, spec)
+      negatives = tf.zeros([0], tf.string)
+      if self.with_negatives:
+        negatives = tf.sparse.to_dense(example.pop("negative_ids"), default_value="")[:k]
+      example["hard_ids"] = tf.pad(negatives, [[0, k - tf.shape(negatives)[0]]])
+      example["hard_ids"].set_shape([k])
+      return example
+
+    def known(example):
+      return rows.lookup(example["entity_id"]) >= 0
+
+    def features(batch):
+      gold = batch["entity_id"]                                               # [B]
+      randoms = [tf.roll(gold, shift=-(i + 1), axis=0) for i in range(r)]     # R x [B]
+      ids = tf.concat([gold[:, None], batch["hard_ids"]] + [x[:, None] for x in randoms],
+                      axis=1)                                                 # [B, C]
+      # a candidate equal to an earlier one of its row (the gold included) is masked
+      same = tf.equal(ids[:, :, None], ids[:, None, :])                       # [B, C, C]
+      earlier = tf.linalg.band_part(tf.ones([c, c], tf.bool), -1, 0)          # j <= i
+      earlier = tf.logical_and(earlier, tf.logical_not(tf.eye(c, dtype=tf.bool)))
+      repeated = tf.reduce_any(tf.logical_and(same, earlier[None]), axis=2)   # [B, C]
+      mask = tf.logical_and(rows.lookup(ids) >= 0, tf.logical_not(repeated))
+
+      def each(values):                                                       # [B] -> [B*C]
+        return tf.reshape(tf.repeat(values[:, None], c, axis=1), [-1])
+
+      pairs = self.builder.pairs(each(batch["doc_title"]), each(batch["left_context"]),
+                                 each(batch["mention"]), each(batch["right_context"]),
+                                 texts.lookup(tf.reshape(ids, [-1])))
+      return {"pairs": pairs, "candidate_mask": mask}
+
+    ds = _records(self.mention_files, input_context, seed, self.config.data.shuffle_buffer,
+                  _language_filter(self.excluded, ["lang"]))
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).filter(known)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.map(features, num_parallel_calls=tf.data.AUTOTUNE)
+
+  def dataset(self, input_context: Optional[tf.distribute.InputContext] = None):
+    """The per-replica dataset (global batches divided by the number of replicas)."""
+    seed = self.config.train.seed
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    if input_context:
+      seed += input_context.input_pipeline_id
+    if self.config.data.batch_size % replicas:
+      raise ValueError(f"data.batch_size={self.config.data.batch_size} is not divisible by "
+                       f"the {replicas} replicas")
+    return self._dataset(self.config.data.batch_size // replicas, input_context,
+                         seed).prefetch(tf.data.AUTOTUNE)

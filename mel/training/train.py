@@ -1,4 +1,4 @@
-"""Trains a dual encoder (Model F or E) on mined records under tf.distribute.
+"""Trains a dual encoder (Model F or E) or the reranker (CA) on mined records under tf.distribute.
 
     mel train --config configs/demo_cpu.yaml --model_dir out/models/demo \\
         [--tpu NAME|local] [--params_override train.steps=100,data.batch_size=32]
@@ -11,7 +11,8 @@ strategy. The model dir (paths: mel.model_dir) holds everything a later stage ne
   entities.tsv       entity ids and the texts the entity tower reads (mel.entity_table)
   checkpoints/       ckpt-<step>; training resumes from the latest one automatically
   train/             TensorBoard summaries: losses per task, in-batch accuracy, lr, examples/s
-  export/            SavedModels of both towers taking raw strings (mel.training.export)
+  export/            SavedModels of both towers taking raw strings (mel.training.export);
+                     for model.kind CA the reranker's (pairs of raw strings -> logits)
   train_summary.json written last: steps, time, final losses (and data.exclude_languages)
 """
 import contextlib
@@ -26,17 +27,27 @@ import tf_keras
 
 from mel import entity_table, flags
 from mel.model_dir import ModelDir
+from mel.modeling.cross_encoder import build_cross_encoder
 from mel.modeling.dual_encoder import build_dual_encoder
 from mel.modeling.text_tower import TextTower
 from mel.training import bert_init, configs, e5_init, e5_tokenization, export, optimization
 from mel.training import tokenization
 from mel.training.input_layout import InputBuilder
-from mel.training.inputs import TrainingInputs
+from mel.training.inputs import RerankerInputs, TrainingInputs
 
 # The mBERT release names its vocabulary so, beside bert_model.ckpt (not a model-dir path).
 RELEASE_VOCAB = "vocab.txt"
-METRICS = ("mention_entity_loss", "mention_entity_accuracy", "entity_entity_loss",
-           "entity_entity_accuracy")
+# What each model kind's task_losses returns, and the TensorBoard name of each metric.
+METRICS = {"F": ("mention_entity_loss", "mention_entity_accuracy", "entity_entity_loss",
+                 "entity_entity_accuracy"),
+           "CA": ("rerank_loss", "rerank_accuracy")}
+METRICS["E"] = METRICS["F"]
+SUMMARY_NAMES = {"mention_entity_loss": "loss/mention_entity",
+                 "mention_entity_accuracy": "accuracy/mention_entity_in_batch",
+                 "entity_entity_loss": "loss/entity_entity",
+                 "entity_entity_accuracy": "accuracy/entity_entity_in_batch",
+                 "rerank_loss": "loss/rerank",
+                 "rerank_accuracy": "accuracy/rerank_gold_first"}
 
 
 def log(message: str) -> None:
@@ -175,6 +186,18 @@ def describe_entities(config: configs.ExperimentConfig, builder: InputBuilder,
 def _initialize(model, config: configs.ExperimentConfig, builder: InputBuilder,
                 entities_path: str) -> str:
   """Pretrained weights for a fresh run; returns what was loaded."""
+  if config.model.kind == "CA":
+    if config.train.init_from_model_dir or not config.train.init_checkpoint:
+      return _initialize_dual_encoder_style(model, config)
+    report = initialize_encoder(model.encoder, config.train.init_checkpoint)
+    return (f"{report['layers']} of {report['checkpoint_layers']} layers of "
+            f"{config.train.init_checkpoint} (token types {report['token_types']}); "
+            "a new classifier")
+  return _initialize_dual_encoder_style(model, config, builder, entities_path)
+
+
+def _initialize_dual_encoder_style(model, config: configs.ExperimentConfig, builder=None,
+                                   entities_path: str = "") -> str:
   if config.train.init_from_model_dir:
     source = ModelDir(config.train.init_from_model_dir).checkpoints
     latest = tf.train.latest_checkpoint(source)
@@ -251,6 +274,9 @@ def _freeze(model, train_config: configs.TrainConfig) -> None:
   """train.freeze_word_embeddings. Keras orders weights trainable first, so a model and its
   float32 copy must freeze the same layers for get_weights / set_weights to line up."""
   if train_config.freeze_word_embeddings:
+    if hasattr(model, "classifier"):   # the reranker: one encoder
+      model.encoder.get_embedding_layer().trainable = False
+      return
     for tower in (model.mention_tower, model.entity_tower):
       if hasattr(tower, "encoder"):
         tower.encoder.get_embedding_layer().trainable = False
@@ -268,61 +294,101 @@ def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strate
     seed_everything(config.train)
   precision = resolve_precision(config.train.mixed_precision, strategy)
   with strategy.scope(), precision_policy(precision):
-    model = build_dual_encoder(config.model, num_entities=num_entities)
+    model = _build(config, num_entities)
     _freeze(model, config.train)
     optimizer = optimization.create_optimizer(config.train)
     optimizer.build(model.trainable_variables)
   return model, optimizer
 
 
+def _build(config: configs.ExperimentConfig, num_entities: Optional[int] = None):
+  if config.model.kind == "CA":
+    return build_cross_encoder(config.model, config.train.reranker_loss)
+  return build_dual_encoder(config.model, num_entities=num_entities)
+
+
 def float32_copy(config: configs.ExperimentConfig, model, num_entities: Optional[int] = None):
   """The same dual encoder computing in float32, holding model's weights (which are float32 in
   every precision): what the export serves."""
   with precision_policy("float32"):
-    copy = build_dual_encoder(config.model, num_entities=num_entities)
+    copy = _build(config, num_entities)
   _freeze(copy, config.train)
   copy.set_weights(model.get_weights())
   return copy
 
 
-def build_train_loop(model, optimizer, strategy, global_batch: int, global_pairs: int):
+def objective(sums: dict, train_config: configs.TrainConfig):
+  """The loss a step minimises, from the metrics' global means (sums)."""
+  if "rerank_loss" in sums:
+    return sums["rerank_loss"]
+  total = sums["mention_entity_loss"]
+  if train_config.entity_entity_task:
+    total = 0.5 * (total + sums["entity_entity_loss"])   # the mean of the two tasks (Sec. 5.2.3)
+  return total
+
+
+def build_train_loop(model, optimizer, strategy, config: configs.ExperimentConfig):
   """A tf.function running `num_steps` steps; returns the mean of each metric over them.
 
-  The towers return float32 vectors in either precision, so the losses, the accuracies and
-  their sums over steps and replicas are float32.
+  The towers return float32 vectors (the reranker float32 logits) in either precision, so the
+  losses, the accuracies and their sums over steps and replicas are float32.
   """
+  global_batch, global_pairs = config.data.batch_size, config.data.pairs_batch_size
+  names = METRICS[config.model.kind]
 
   def step_fn(features):
     with tf.GradientTape() as tape:
       out = model.task_losses(features, training=True)
-      mention_loss = tf.reduce_sum(out["mention_entity_loss"]) / global_batch
-      total = mention_loss
-      if "entity_entity_loss" in out:
-        pair_loss = tf.reduce_sum(out["entity_entity_loss"]) / global_pairs
-        total = 0.5 * (mention_loss + pair_loss)   # the mean of the two tasks (Sec. 5.2.3)
+      # per-example values [B] (or [P] for the entity-entity task) -> global means
+      sums = {name: (tf.reduce_sum(out[name]) /
+                     (global_pairs if name.startswith("entity_entity") else global_batch))
+              if name in out else tf.constant(0.0) for name in names}
+      total = objective(sums, config.train)
     variables = model.trainable_variables
     grads = tape.gradient(total, variables)
     # BERT's pooler is unused (the [CLS] vector is projected directly): it has no gradient.
     optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-    sums = {"mention_entity_loss": tf.reduce_sum(out["mention_entity_loss"]) / global_batch,
-            "mention_entity_accuracy":
-                tf.reduce_sum(out["mention_entity_accuracy"]) / global_batch}
-    for name in ("entity_entity_loss", "entity_entity_accuracy"):
-      sums[name] = (tf.reduce_sum(out[name]) / global_pairs if name in out
-                    else tf.constant(0.0))
     return sums
 
   @tf.function
   def train_loop(iterator, num_steps):
-    totals = {name: tf.constant(0.0) for name in METRICS}
+    totals = {name: tf.constant(0.0) for name in names}
     for _ in tf.range(num_steps):
       per_replica = strategy.run(step_fn, args=(next(iterator),))
       totals = {name: totals[name] + strategy.reduce(tf.distribute.ReduceOp.SUM,
                                                      per_replica[name], axis=None)
-                for name in METRICS}
-    return {name: totals[name] / tf.cast(num_steps, tf.float32) for name in METRICS}
+                for name in names}
+    return {name: totals[name] / tf.cast(num_steps, tf.float32) for name in names}
 
   return train_loop
+
+
+def _progress_line(step: int, total_steps: int, metrics: dict,
+                   config: configs.ExperimentConfig) -> str:
+  if config.model.kind == "CA":
+    return (f"step {step}/{total_steps}  loss {metrics['rerank_loss']:.4f}  "
+            f"gold-first acc {metrics['rerank_accuracy']:.3f}")
+  line = (f"step {step}/{total_steps}  loss {metrics['mention_entity_loss']:.4f}  "
+          f"in-batch acc {metrics['mention_entity_accuracy']:.3f}")
+  if config.train.entity_entity_task:
+    line += (f"  e-e loss {metrics['entity_entity_loss']:.4f} "
+             f"acc {metrics['entity_entity_accuracy']:.3f}")
+  return line
+
+
+def _describe_run(config: configs.ExperimentConfig, inputs, precision: str, replicas: int,
+                  step: int) -> str:
+  data = config.data
+  line = (f"training {config.model.kind} in {precision} on {replicas} replica(s): "
+          f"steps {step}->{config.train.steps}, batch {data.batch_size}")
+  if config.model.kind == "CA":
+    return line + (f" mentions x {inputs.num_candidates} candidates ({inputs.num_hard} hard, "
+                   f"{inputs.num_random} random), {config.train.reranker_loss} loss")
+  if config.train.entity_entity_task:
+    line += f", entity-entity batch {data.pairs_batch_size}"
+  if inputs.with_negatives:
+    line += f", {data.hard_negatives_per_mention} hard negatives per mention"
+  return line
 
 
 def train(config: configs.ExperimentConfig, model_dir: str,
@@ -350,20 +416,16 @@ def train(config: configs.ExperimentConfig, model_dir: str,
 
   step = int(optimizer.iterations)
   total_steps = config.train.steps
-  global_batch, global_pairs = config.data.batch_size, config.data.pairs_batch_size
+  global_batch = config.data.batch_size
   metrics, started, trained = {}, time.time(), 0
   if step < total_steps:
-    inputs = TrainingInputs(config, builder, paths.entities)
+    inputs_class = RerankerInputs if config.model.kind == "CA" else TrainingInputs
+    inputs = inputs_class(config, builder, paths.entities)
     dataset = strategy.distribute_datasets_from_function(inputs.dataset)
     iterator = iter(dataset)
-    train_loop = build_train_loop(model, optimizer, strategy, global_batch, global_pairs)
+    train_loop = build_train_loop(model, optimizer, strategy, config)
     writer = tf.summary.create_file_writer(paths.summaries)
-    log(f"training {config.model.kind} in {precision} on "
-        f"{strategy.num_replicas_in_sync} replica(s): "
-        f"steps {step}->{total_steps}, batch {global_batch}"
-        + (f", entity-entity batch {global_pairs}" if config.train.entity_entity_task else "")
-        + (f", {config.data.hard_negatives_per_mention} hard negatives per mention"
-           if inputs.with_negatives else ""))
+    log(_describe_run(config, inputs, precision, strategy.num_replicas_in_sync, step))
     if inputs.excluded:
       log("left out of training (data.exclude_languages; their entities stay in the table): "
           + ", ".join(lang if n is None else f"{lang} ({n:,} training mentions)"
@@ -382,23 +444,15 @@ def train(config: configs.ExperimentConfig, model_dir: str,
           optimizer.learning_rate)
       if step % config.train.summary_every < n or step == total_steps:
         with writer.as_default(step=step):
-          tf.summary.scalar("loss/mention_entity", metrics["mention_entity_loss"])
-          tf.summary.scalar("accuracy/mention_entity_in_batch", metrics["mention_entity_accuracy"])
-          if config.train.entity_entity_task:
-            tf.summary.scalar("loss/entity_entity", metrics["entity_entity_loss"])
-            tf.summary.scalar("accuracy/entity_entity_in_batch",
-                              metrics["entity_entity_accuracy"])
+          for name, value in metrics.items():
+            if config.train.entity_entity_task or not name.startswith("entity_entity"):
+              tf.summary.scalar(SUMMARY_NAMES.get(name, name), value)
           tf.summary.scalar("learning_rate", lr)
           tf.summary.scalar("examples_per_second", examples_per_second)
         writer.flush()
         elapsed = now - started
         eta = elapsed / trained * (total_steps - step)
-        line = (f"step {step}/{total_steps}  loss {metrics['mention_entity_loss']:.4f}  "
-                f"in-batch acc {metrics['mention_entity_accuracy']:.3f}")
-        if config.train.entity_entity_task:
-          line += (f"  e-e loss {metrics['entity_entity_loss']:.4f} "
-                   f"acc {metrics['entity_entity_accuracy']:.3f}")
-        log(line + f"  lr {lr:.2e}  {examples_per_second:.0f} ex/s  eta {eta:.0f}s")
+        log(_progress_line(step, total_steps, metrics, config) + f"  lr {lr:.2e}  {examples_per_second:.0f} ex/s  eta {eta:.0f}s")
       every = config.train.checkpoint_every
       if step // every > (step - n) // every or step == total_steps:
         manager.save(checkpoint_number=step)
@@ -416,9 +470,15 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   if config.train.export:
     if export.exported_step(paths) != step:
       serving = model if precision == "float32" else float32_copy(config, model, num_entities)
-      export.export_towers(serving, builder, config.model.kind, paths, step=step,
-                           entity_names=config.data.entity_names, trained_precision=precision)
-      log(f"exported both towers to {paths.export}")
+      if config.model.kind == "CA":
+        export.export_reranker(serving, builder, paths, step=step,
+                               entity_names=config.data.entity_names,
+                               trained_precision=precision, loss=config.train.reranker_loss)
+        log(f"exported the reranker to {paths.reranker}")
+      else:
+        export.export_towers(serving, builder, config.model.kind, paths, step=step,
+                             entity_names=config.data.entity_names, trained_precision=precision)
+        log(f"exported both towers to {paths.export}")
     summary["export_dir"] = paths.export
   _write_text(paths.train_summary, json.dumps(summary, indent=2) + "\n")
   return summary
