@@ -77,6 +77,23 @@ def mini_model(mini_mining, mini_vocab, tmp_path_factory):
   return model_dir, result
 
 
+RERANKER_OVERRIDES = {"model.kind": "CA", "data.random_negatives_per_mention": 3,
+                      "train.entity_entity_task": "false", "data.batch_size": 8,
+                      "train.steps": 60, "train.checkpoint_every": 60}
+
+
+@pytest.fixture(scope="session")
+def mini_reranker(mini_mining, mini_vocab, tmp_path_factory):
+  """A tiny reranker (demo_cpu's encoder, model.kind CA, random candidates) trained 60 steps
+  on the mini mining output: (model dir, result)."""
+  model_dir = tmp_path_factory.mktemp("reranker")
+  result = run_module("mel.train", "--config", DEMO_CONFIG, "--model_dir", model_dir,
+                      "--params_override",
+                      train_overrides(mini_mining[0], mini_vocab, **RERANKER_OVERRIDES))
+  assert result.returncode == 0, result.stderr[-4000:]
+  return model_dir, result
+
+
 @pytest.fixture(scope="module")
 def gcs_emulator():
   """gcp-storage-emulator on 127.0.0.1 (in memory, bucket "mel-test"), for one test module.
