@@ -189,7 +189,8 @@ def run_one(config_name: str, variant: str, batch: int, seconds: float, steps_pe
   dataset = strategy.distribute_datasets_from_function(
       lambda ctx: synthetic_dataset(tf, batch, enc.vocab_size))
   iterator = iter(dataset)
-  loop = train.build_train_loop(model, optimizer, strategy, batch, batch)
+  config.data.batch_size = config.data.pairs_batch_size = batch
+  loop = train.build_train_loop(model, optimizer, strategy, config)
   n = tf.constant(steps_per_loop, tf.int32)
 
   start = time.perf_counter()

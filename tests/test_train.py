@@ -306,7 +306,7 @@ def test_bfloat16_training_loop_and_export(tmp_path):
   batch = _tiny_batch(builder)
   dataset = strategy.distribute_datasets_from_function(
       lambda _: tf.data.Dataset.from_tensors(batch).repeat())
-  loop = train.build_train_loop(model, optimizer, strategy, 4, 4)
+  loop = train.build_train_loop(model, optimizer, strategy, config)
   iterator = iter(dataset)
   losses = []
   for _ in range(6):
