@@ -168,6 +168,9 @@ class ExperimentConfig:
                                                or not self.data.hard_negatives):
       raise ConfigError("train.distillation_weight > 0 needs model.kind F and "
                         "data.hard_negatives (records with teacher scores)")
+    if self.train.distillation_weight > 0 and self.data.hard_negatives_per_mention < 1:
+      raise ConfigError("train.distillation_weight > 0 needs data.hard_negatives_per_mention "
+                        ">= 1 (the teacher scores the gold against the hard negatives)")
     if self.model.pooling not in POOLINGS:
       raise ConfigError(f"model.pooling must be one of {POOLINGS}, got {self.model.pooling!r}")
     if not self.model.projection and self.model.embedding_dim != self.model.encoder.hidden_size:
@@ -227,6 +230,10 @@ class ExperimentConfig:
       raise ConfigError("rounds.count > 0 needs data.hard_negatives_per_mention >= 1")
     if self.rounds.distill_steps < 0:
       raise ConfigError("rounds.distill_steps must be >= 0 (0: rounds.steps)")
+    if rounds.distill_from and (self.model.kind != "F"
+                                or self.data.hard_negatives_per_mention < 1):
+      raise ConfigError("rounds.distill_from distils a reranker into Model F: it needs "
+                        "model.kind F and data.hard_negatives_per_mention >= 1")
     return self
 
   def _validate_reranker(self):
