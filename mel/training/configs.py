@@ -333,8 +333,8 @@ def from_dict(values: dict) -> ExperimentConfig:
   return _from_dict(ExperimentConfig, values, "").validate()
 
 
-def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
-  """Reads a YAML config (local or gs://) and applies overrides."""
+def load_values(path: str, overrides: Optional[str] = None) -> dict:
+  """The YAML config's values (local or gs://) with overrides applied, not yet checked."""
   import tensorflow as tf
   if not tf.io.gfile.exists(path):
     raise ConfigError(f"config file {path} does not exist")
@@ -344,7 +344,16 @@ def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
     except yaml.YAMLError as e:
       raise ConfigError(f"{path}: not valid YAML: {e}") from None
   try:
-    return from_dict(apply_overrides(values, overrides))
+    return apply_overrides(values, overrides)
+  except ConfigError as e:
+    raise ConfigError(f"{path}: {e}") from None
+
+
+def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
+  """Reads a YAML config (local or gs://) and applies overrides."""
+  values = load_values(path, overrides)
+  try:
+    return from_dict(values)
   except ConfigError as e:
     raise ConfigError(f"{path}: {e}") from None
 
