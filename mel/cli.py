@@ -8,6 +8,7 @@
     mel index      --model_dir M | --embeddings E --output I   nearest-entity index
     mel kb         add | remove | compact | status --model_dir M   grow the knowledge base
     mel negatives  --model_dir M --output N                hard negatives for the next round
+    mel teacher    --reranker R --negatives G --output T   reranker scores for distillation
     mel alias-table --mining_dir D --output T.tsv.gz       the alias-table baseline
     mel evaluate   --model_dir M ... --dataset holdout:GLOB   R@k by bin and language
     mel dictionary --mining_dir D --output M/dictionary    the spotter's surface forms
@@ -28,6 +29,7 @@ STAGES = {
     "index": ("mel.retrieval.build_index", "build a nearest-entity index over embeddings"),
     "kb": ("mel.retrieval.kb_command", "add, replace, remove entities without retraining"),
     "negatives": ("mel.retrieval.negatives", "mine hard negatives for the next round"),
+    "teacher": ("mel.training.teacher", "score hard negatives with a reranker (distillation)"),
     "alias-table": ("mel.evaluation.alias_table", "build the alias-table baseline"),
     "evaluate": ("mel.evaluation.evaluate", "R@k by frequency bin and language"),
     "dictionary": ("mel.linking.build_dictionary", "build the spotter's surface-form dictionary"),

@@ -12,9 +12,14 @@ Field kinds and their tf.train.Example features:
   int_map   -> bytes `name/keys` and int64 `name/values`
   list_map  -> bytes `name/keys` and `name/values`; a key repeats once per value
   str_list  -> bytes feature `name` with one value per element (a tuple of str)
+  float_list -> float feature `name` with one value per element (a tuple of float, stored as
+               float32: values are rounded to float32 on construction, so both round trips
+               give the record back exactly)
 """
 import dataclasses
 import json
+import math
+import struct
 from typing import Any, ClassVar, Mapping
 
 SPLITS = ("train", "holdout")
@@ -35,6 +40,13 @@ def _example_pb2():
 
 
 _EXAMPLE_PB2 = None
+_FLOAT32 = struct.Struct("<f")
+
+
+def _float32(x: float) -> float:
+  """x rounded to the nearest float32 (what a float feature stores); OverflowError beyond
+  float32's range; NaN and infinities pass through."""
+  return _FLOAT32.unpack(_FLOAT32.pack(x))[0]
 
 
 class SchemaError(ValueError):
@@ -73,6 +85,14 @@ class _Record:
       elif kind == "str_list":
         if not isinstance(value, tuple) or not all(isinstance(x, str) for x in value):
           _fail(self, f"field {name} must be a tuple of str, got {value!r}")
+      elif kind == "float_list":
+        if not isinstance(value, tuple) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+          _fail(self, f"field {name} must be a tuple of float, got {value!r}")
+        try:
+          object.__setattr__(self, name, tuple(_float32(float(x)) for x in value))
+        except OverflowError:
+          _fail(self, f"field {name} holds a value beyond float32's range: {value!r}")
     self.validate()
 
   def validate(self):
@@ -85,7 +105,7 @@ class _Record:
       value = getattr(self, name)
       if kind == "list_map":
         value = {k: list(v) for k, v in sorted(value.items())}
-      elif kind == "str_list":
+      elif kind in ("str_list", "float_list"):
         value = list(value)
       elif kind in ("str_map", "int_map"):
         value = dict(sorted(value.items()))
@@ -107,7 +127,7 @@ class _Record:
       value = data[name]
       if kind == "list_map" and isinstance(value, Mapping):
         value = {k: tuple(v) for k, v in value.items()}
-      elif kind == "str_list" and isinstance(value, list):
+      elif kind in ("str_list", "float_list") and isinstance(value, list):
         value = tuple(value)
       kwargs[name] = value
     return cls(**kwargs)
@@ -129,6 +149,8 @@ class _Record:
         feature[name].int64_list.value.append(value)
       elif kind == "str_list":
         feature[name].bytes_list.value.extend(x.encode("utf-8") for x in value)
+      elif kind == "float_list":
+        feature[name].float_list.value.extend(value)
       else:
         items = sorted(value.items())
         if kind == "list_map":
@@ -155,6 +177,8 @@ class _Record:
       feature = feats[name]
       if kind == "int":
         return list(feature.int64_list.value)
+      if kind == "float_list":
+        return list(feature.float_list.value)
       return [v.decode("utf-8") for v in feature.bytes_list.value]
 
     kwargs = {}
@@ -164,7 +188,7 @@ class _Record:
         if len(values) != 1:
           raise SchemaError(f"{cls.__name__}: feature {name!r} has {len(values)} values")
         kwargs[name] = values[0]
-      elif kind == "str_list":
+      elif kind in ("str_list", "float_list"):
         kwargs[name] = tuple(_get(name, kind))
       else:
         keys = _get(name + "/keys", "str")
@@ -192,6 +216,8 @@ class _Record:
         spec[name] = tf.io.FixedLenFeature([], tf.int64)
       elif kind == "str_list":
         spec[name] = tf.io.VarLenFeature(tf.string)
+      elif kind == "float_list":
+        spec[name] = tf.io.VarLenFeature(tf.float32)
       else:
         spec[name + "/keys"] = tf.io.VarLenFeature(tf.string)
         spec[name + "/values"] = tf.io.VarLenFeature(
@@ -265,6 +291,29 @@ class MentionWithNegatives(Mention):
       _fail(self, "negative_ids repeats an entity")
     if any(not x for x in self.negative_ids):
       _fail(self, "empty negative id")
+
+
+@dataclasses.dataclass(frozen=True)
+class MentionWithTeacherScores(MentionWithNegatives):
+  """A training mention, its hard negatives and a reranker's logits for its candidates.
+
+  Written by `mel teacher` (mel.training.teacher); read by training with
+  train.distillation_weight > 0 (the dual encoder learns the reranker's distribution over the
+  candidates). teacher_logits[0] is the gold entity's logit, teacher_logits[1 + i] that of
+  negative_ids[i]. Its features are a superset of MentionWithNegatives', whose spec parses it.
+  """
+  teacher_logits: tuple = ()
+
+  FIELDS: ClassVar[Mapping[str, str]] = {**MentionWithNegatives.FIELDS,
+                                         "teacher_logits": "float_list"}
+
+  def validate(self):
+    super().validate()
+    if len(self.teacher_logits) != 1 + len(self.negative_ids):
+      _fail(self, f"teacher_logits has {len(self.teacher_logits)} values, want 1 + "
+            f"{len(self.negative_ids)} (the gold, then each negative)")
+    if not all(math.isfinite(x) for x in self.teacher_logits):
+      _fail(self, f"teacher_logits holds a non-finite value: {self.teacher_logits!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -377,4 +426,5 @@ class DeadLetter(_Record):
 
 
 RECORD_TYPES = {cls.__name__: cls for cls in (
-    Mention, MentionWithNegatives, Entity, EntityPair, Document, DeadLetter)}
+    Mention, MentionWithNegatives, MentionWithTeacherScores, Entity, EntityPair, Document,
+    DeadLetter)}

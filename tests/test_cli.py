@@ -64,11 +64,11 @@ def test_mel_rejects_an_unknown_stage(capsys):
 
 
 # The same idea has the same flag in every stage (mel.flags); old spellings are gone.
-WRITES = ("rounds", "vocab", "encode", "index", "negatives", "alias-table", "evaluate",
-          "dictionary")
-REUSES = ("vocab", "encode", "index", "negatives", "dictionary")   # finished work is reused
-PROGRESS = ("vocab", "encode", "index", "negatives", "alias-table", "evaluate", "dictionary",
-            "link")
+WRITES = ("rounds", "vocab", "encode", "index", "negatives", "teacher", "alias-table",
+          "evaluate", "dictionary")
+REUSES = ("vocab", "encode", "index", "negatives", "teacher", "dictionary")   # finished work
+PROGRESS = ("vocab", "encode", "index", "negatives", "teacher", "alias-table", "evaluate",
+            "dictionary", "link")
 OLD_SPELLINGS = ("--work_dir", "--max_shard_size", "--k ", "--output_dir", "--dumps")
 
 

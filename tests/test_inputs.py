@@ -252,3 +252,68 @@ def test_leaving_out_an_unknown_or_every_language_is_an_error(tmp_path, tokenize
   config.data.exclude_languages = ["bn", "en", "uk"]
   with pytest.raises(configs.ConfigError, match="leaves out every language"):
     TrainingInputs(config, builder, table)
+
+
+# ---------------------------------------------------------------------------------------------
+# distillation: the config's rules, and teacher scores in a batch
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.distillation_weight=1", "needs model.kind F and data.hard_negatives"),
+    ("train.distillation_weight=1,model.kind=E,train.entity_entity_task=false,"
+     "data.hard_negatives=x", "needs model.kind F and data.hard_negatives"),
+    ("train.distillation_weight=1,data.hard_negatives=x,data.hard_negatives_per_mention=0",
+     "needs data.hard_negatives_per_mention >= 1"),
+    ("train.distillation_weight=-1", "distillation_weight must be >= 0"),
+    ("train.distillation_temperature=0", "distillation_temperature > 0"),
+    ("rounds.distill_steps=-1", "rounds.distill_steps must be >= 0"),
+    ("rounds.distill_from=R,model.kind=E,train.entity_entity_task=false",
+     "rounds.distill_from distils a reranker into Model F"),
+    ("rounds.distill_from=R,data.hard_negatives_per_mention=0,rounds.count=0",
+     "rounds.distill_from distils a reranker into Model F"),
+])
+def test_distillation_config_errors(override, message):
+  with pytest.raises(configs.ConfigError, match=message):
+    configs.load(os.path.join(ROOT, "configs", "demo_cpu.yaml"), override)
+
+
+def test_teacher_scores_reach_the_batch_padded_and_masked(tmp_path, tokenizer):
+  from conftest import mined_mention, write_mined
+  from mel import entity_table, schema
+  from mel.training.inputs import TrainingInputs, entity_id_hash
+  table = tmp_path / "entities.tsv"
+  entity_table.write([(f"Q{i}", f"text {i}") for i in range(1, 9)], str(table))
+  # gold, negatives (Q99 is not in the table), teacher logits: gold first, then each negative
+  rows = {"Q1": (("Q2", "Q3", "Q4"), (5.0, 1.0, 2.0, 3.0)),   # 3 negatives, K = 2 kept
+          "Q2": (("Q99", "Q3"), (4.0, 0.5, -1.0)),           # an unknown negative: masked
+          "Q3": (("Q1",), (2.0, 1.5)),                       # one negative: padding after
+          "Q4": ((), (7.0,))}                                # none: only the gold
+  records = [schema.MentionWithTeacherScores(
+      **{k: getattr(mined_mention("en", n, gold), k) for k in schema.Mention.FIELDS},
+      negative_ids=negatives, teacher_logits=logits)
+      for n, (gold, (negatives, logits)) in enumerate(rows.items())]
+  path = write_mined(tmp_path / "teacher", "teacher", records)
+  overrides = {"data.mining_dir": str(tmp_path), "data.batch_size": 4, "data.shuffle_buffer": 8,
+               "data.max_seq_length": 16, "data.max_title_length": 4,
+               "train.entity_entity_task": "false", "data.hard_negatives": path,
+               "data.hard_negatives_per_mention": 2, "train.distillation_weight": 1}
+  config = configs.from_dict(configs.apply_overrides(
+      {}, ",".join(f"{k}={v}" for k, v in overrides.items())))
+  inputs = TrainingInputs(config, input_layout.InputBuilder(tokenizer, 16, 4), str(table))
+  order = {h: g for g, h in zip(rows, entity_id_hash(tf.constant(list(rows))).numpy())}
+  got = {}
+  for batch in inputs.dataset().take(6):   # the records repeat, shuffled: each is seen
+    assert batch["teacher_logits"].dtype == tf.float32
+    assert batch["teacher_logits"].shape == (4, 3)
+    got.update({order[h]: (logits.tolist(), mask.tolist()) for h, logits, mask in zip(
+        batch["entity_ids"].numpy(), batch["teacher_logits"].numpy(),
+        batch["teacher_mask"].numpy())})
+  assert got == {"Q1": ([5.0, 1.0, 2.0], [True, True, True]),
+                 "Q2": ([4.0, 0.5, -1.0], [True, False, True]),
+                 "Q3": ([2.0, 1.5, 0.0], [True, True, False]),
+                 "Q4": ([7.0, 0.0, 0.0], [True, False, False])}
+  # Without distillation the same records train as plain hard negatives.
+  config.train.distillation_weight = 0
+  plain = next(iter(TrainingInputs(config, input_layout.InputBuilder(tokenizer, 16, 4),
+                                   str(table)).dataset()))
+  assert "teacher_logits" not in plain and "negatives" in plain

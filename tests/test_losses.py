@@ -159,3 +159,93 @@ def test_towers_output_unit_vectors_and_round_trip_their_config():
   config = model.mention_tower.get_config()
   clone = type(model.mention_tower).from_config(config)
   assert clone.get_config() == config
+
+
+# Distillation by hand: 2 mentions x 3 candidates (gold first); mention 1's third is padding.
+#   mention 0: student [0, 0, 0] -> q = (1/3, 1/3, 1/3)
+#              teacher [ln 2, 0, 0] -> p = (2, 1, 1) / 4 = (1/2, 1/4, 1/4)
+#              KL(p || q) = 1/2 ln(3/2) + 2 * 1/4 ln(3/4) = 1/2 ln(9/8) = 0.058892
+#   mention 1: student [0, ln 3, (99)] -> q = (1/4, 3/4) over the two valid columns
+#              teacher [ln 3, 0, (-5)] -> p = (3/4, 1/4)
+#              KL = 3/4 ln 3 + 1/4 ln(1/3) = 1/2 ln 3 = 0.549306
+# T = 2 divides the logits by 2 and multiplies the KL by 4:
+#   mention 0: p = (sqrt2, 1, 1) / (2 + sqrt2), q uniform: 4 * sum p ln(3p) = 0.056882
+#   mention 1: q = (1, sqrt3) / (1 + sqrt3), p = (sqrt3, 1) / (1 + sqrt3):
+#              KL = (p0 - p1) ln sqrt3 = (sqrt3 - 1) / (sqrt3 + 1) * 1/2 ln 3; x 4 = 0.588745
+_STUDENT = [[0.0, 0.0, 0.0], [0.0, math.log(3), 99.0]]
+_TEACHER = [[math.log(2), 0.0, 0.0], [math.log(3), 0.0, -5.0]]
+_MASK = [[True, True, True], [True, True, False]]
+_R2, _R3 = math.sqrt(2), math.sqrt(3)
+_P0_T2 = [_R2 / (2 + _R2), 1 / (2 + _R2), 1 / (2 + _R2)]
+
+
+@pytest.mark.parametrize("temperature, want", [
+    (1.0, [0.5 * math.log(9 / 8), 0.5 * math.log(3)]),
+    (2.0, [4 * sum(p * math.log(3 * p) for p in _P0_T2),
+           4 * (_R3 - 1) / (_R3 + 1) * 0.5 * math.log(3)]),
+])
+def test_distillation_loss_by_hand(temperature, want):
+  got = losses.distillation_loss(tf.constant(_STUDENT), tf.constant(_TEACHER),
+                                 tf.constant(_MASK), temperature)
+  assert got.dtype == tf.float32
+  np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+  np.testing.assert_allclose(want, [0.058892, 0.549306] if temperature == 1 else
+                             [0.056882, 0.588745], atol=1e-6)   # the comment's figures
+
+
+def test_distillation_gradients_reach_the_student_only():
+  student, teacher = tf.Variable(_STUDENT), tf.Variable(_TEACHER)
+  with tf.GradientTape(persistent=True) as tape:
+    loss = tf.reduce_sum(losses.distillation_loss(student, teacher, tf.constant(_MASK), 1.0))
+  assert tape.gradient(loss, teacher) is None
+  grad = tape.gradient(loss, student).numpy()
+  # d/ds T^2 KL(p || softmax(s / T)) = T (q - p): mention 1, (1/4 - 3/4, 3/4 - 1/4, padding 0)
+  np.testing.assert_allclose(grad[1], [-0.5, 0.5, 0.0], atol=1e-6)
+  np.testing.assert_allclose(grad[0], [1 / 3 - 1 / 2, 1 / 3 - 1 / 4, 1 / 3 - 1 / 4], atol=1e-6)
+  # A student that already agrees with the teacher has nothing left to learn.
+  same = losses.distillation_loss(tf.constant(_TEACHER), tf.constant(_TEACHER),
+                                  tf.constant(_MASK), 3.0)
+  np.testing.assert_allclose(same.numpy(), [0.0, 0.0], atol=1e-6)
+
+
+def test_own_candidate_logits_pick_each_mentions_gold_and_negatives():
+  # 2 replicas x B=2 mentions x K=2 negatives: columns g0 g1 g2 g3 | n00 n01 n10 n11 (replica
+  # 0) | n20 n21 n30 n31 (replica 1). Replica 1's mentions are global mentions 2 and 3.
+  logits = tf.constant([[float(10 * row + col) for col in range(12)] for row in range(2)])
+  got = losses.own_candidate_logits(logits, tf.constant([2, 3]), 2).numpy()
+  np.testing.assert_array_equal(got, [[2, 8, 9], [13, 20, 21]])
+  one_replica = losses.own_candidate_logits(logits[:, :6], tf.constant([0, 1]), 2).numpy()
+  np.testing.assert_array_equal(one_replica, [[0, 2, 3], [11, 14, 15]])
+
+
+def test_dual_encoder_distils_its_in_batch_logits_for_the_own_candidates():
+  model = build_dual_encoder(_tiny_model_config(), distillation_temperature=2.0)
+  teacher = tf.constant([[3.0, 1.0, -1.0], [0.5, 2.0, 0.0], [1.0, 1.0, 1.0]])
+  teacher_mask = tf.constant([[True, True, True], [True, True, False], [True, False, False]])
+  features = {"mentions": _inputs(0, 3), "entities": _inputs(1, 3),
+              "entity_ids": tf.constant([1, 2, 3]), "negatives": _inputs(2, 6),
+              "negative_ids": tf.constant([4, 5, 6, 7, 8, 9]),
+              "negative_mask": tf.constant([True, True, True, False, False, False]),
+              "teacher_logits": teacher, "teacher_mask": teacher_mask}
+  out = model.task_losses(features, training=False)
+  assert out["distillation_loss"].shape == [3]
+  mentions = model.mention_tower(features["mentions"])
+  gold = model.entity_tower(features["entities"])
+  negatives = tf.reshape(model.entity_tower(features["negatives"]), [3, 2, -1])
+  student = 10.0 * tf.concat([tf.reduce_sum(mentions * gold, -1)[:, None],
+                              tf.einsum("bd,bkd->bk", mentions, negatives)], axis=1)
+  want = losses.distillation_loss(student, teacher, teacher_mask, 2.0)
+  np.testing.assert_allclose(out["distillation_loss"].numpy(), want.numpy(), rtol=1e-5,
+                             atol=1e-6)
+  # Mention 2 has one valid candidate: nothing to distil.
+  assert out["distillation_loss"].numpy()[2] == pytest.approx(0.0, abs=1e-6)
+  # The temperature survives the config round trip; without teacher scores no such output.
+  # (Towers are rebuilt unbuilt: Keras rebuilds a built tower from float inputs, which an
+  # embedding lookup refuses; that is the towers' matter, not the temperature's.)
+  config = model.get_config()
+  for tower in ("mention_tower", "entity_tower"):
+    config[tower] = {k: v for k, v in config[tower].items() if k != "build_config"}
+  clone = type(model).from_config(config)
+  assert clone.distillation_temperature == 2.0 and clone.scale == 10.0
+  del features["teacher_logits"], features["teacher_mask"]
+  assert "distillation_loss" not in model.task_losses(features, training=False)

@@ -1,6 +1,7 @@
 """mel.schema: validation, JSON and tf.train.Example round trips, the shared feature spec."""
 import json
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -111,3 +112,51 @@ def test_mention_with_negatives_is_a_mention_with_one_more_feature():
     schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=("Q2", "Q2"))
   with pytest.raises(schema.SchemaError, match="tuple of str"):
     schema.MentionWithNegatives(**_mention().to_dict(), negative_ids=["Q2"])
+
+
+def _with_teacher(**overrides):
+  fields = dict(_mention().to_dict(), negative_ids=("Q2", "ukwiki:Мова"),
+                teacher_logits=(2.5, -1.25, 0.1))
+  fields.update(overrides)
+  return schema.MentionWithTeacherScores(**fields)
+
+
+def test_mention_with_teacher_scores_round_trips_with_float32_logits():
+  record = _with_teacher()
+  # 0.1 is not a float32: it is stored as the nearest one, so both round trips are exact.
+  assert record.teacher_logits == (2.5, -1.25, float(tf.constant(0.1, tf.float32).numpy()))
+  assert schema.MentionWithTeacherScores.from_json(record.to_json()) == record
+  assert schema.MentionWithTeacherScores.from_example(record.to_example_bytes()) == record
+  assert "Мова" in record.to_json() and "система наук" in record.to_json()
+  parsed = tf.io.parse_example([record.to_example_bytes()],
+                               schema.MentionWithTeacherScores.feature_spec())
+  np.testing.assert_array_equal(tf.sparse.to_dense(parsed["teacher_logits"]).numpy()[0],
+                                np.array(record.teacher_logits, np.float32))
+  # A superset of MentionWithNegatives: its reader (the spec without teacher scores) parses it.
+  as_negatives = schema.MentionWithNegatives.from_dict(
+      {k: v for k, v in record.to_dict().items() if k != "teacher_logits"})
+  assert as_negatives.negative_ids == record.negative_ids
+  assert tf.io.parse_example([record.to_example_bytes()],
+                             schema.MentionWithNegatives.feature_spec())["mention"].numpy()[0] \
+      .decode() == "система наук"
+  no_negatives = _with_teacher(negative_ids=(), teacher_logits=(3,))
+  assert no_negatives.teacher_logits == (3.0,)
+  assert schema.RECORD_TYPES["MentionWithTeacherScores"] is schema.MentionWithTeacherScores
+
+
+def test_teacher_logits_must_match_the_candidates_and_be_finite():
+  with pytest.raises(schema.SchemaError, match=r"MentionWithTeacherScores 'ukwiki:7:0': "
+                     r"teacher_logits has 2 values, want 1 \+ 2"):
+    _with_teacher(teacher_logits=(1.0, 2.0))
+  with pytest.raises(schema.SchemaError, match="teacher_logits has 0 values"):
+    schema.MentionWithTeacherScores(**_mention().to_dict(), negative_ids=("Q2",))
+  with pytest.raises(schema.SchemaError, match="'ukwiki:7:0': teacher_logits holds a non-finite"):
+    _with_teacher(teacher_logits=(1.0, float("nan"), 0.0))
+  with pytest.raises(schema.SchemaError, match="non-finite"):
+    _with_teacher(teacher_logits=(1.0, float("-inf"), 0.0))
+  with pytest.raises(schema.SchemaError, match="beyond float32's range"):
+    _with_teacher(teacher_logits=(1.0, 1e39, 0.0))
+  with pytest.raises(schema.SchemaError, match="tuple of float"):
+    _with_teacher(teacher_logits=[1.0, 2.0, 3.0])
+  with pytest.raises(schema.SchemaError, match="tuple of float"):
+    _with_teacher(teacher_logits=(1.0, "2", 3.0))

@@ -341,6 +341,43 @@ def test_bfloat16_training_loop_and_export(tmp_path):
       {k: v[:1] for k, v in batch["mentions"].items()}).numpy(), atol=1e-2)
 
 
+def test_distillation_joins_the_loop_only_when_weighted():
+  plain = _tiny_config("float32")
+  assert train.metric_names(plain) == train.METRICS["F"]   # unchanged without distillation
+  config = _tiny_config("float32")
+  config.data.hard_negatives, config.data.hard_negatives_per_mention = "teacher-*", 1
+  config.train.distillation_weight, config.train.distillation_temperature = 0.5, 2.0
+  config.validate()
+  assert train.metric_names(config) == train.METRICS["F"] + ("distillation_loss",)
+  sums = {"mention_entity_loss": 1.0, "entity_entity_loss": 3.0, "distillation_loss": 0.4}
+  assert train.objective(sums, config.train) == pytest.approx(1.0 + 0.5 * 0.4)
+  config.train.entity_entity_task = True
+  assert train.objective(sums, config.train) == pytest.approx(2.0 + 0.5 * 0.4)
+  # Weighted heavily, the teacher's view (below: the negative, not the gold) wins.
+  config.train.entity_entity_task, config.train.distillation_weight = False, 10.0
+  strategy = tf.distribute.get_strategy()
+  model, optimizer = train.build_model(config, strategy)
+  assert model.distillation_temperature == 2.0
+  builder = InputBuilder(tokenization.Tokenizer(TINY_VOCAB), 16, 4)
+  batch = _tiny_batch(builder)
+  # Each mention's one hard negative is the next mention's entity; the teacher prefers it.
+  words = ["tokyo", "kyiv", "dhaka", "paris"]
+  batch.update(negatives=builder.entities(tf.constant([f"{w} is a city" for w in words])),
+               negative_ids=tf.constant([2, 3, 4, 1]), negative_mask=tf.constant([True] * 4),
+               teacher_logits=tf.constant([[0.0, 3.0]] * 4),
+               teacher_mask=tf.constant([[True, True]] * 4))
+  dataset = strategy.distribute_datasets_from_function(
+      lambda _: tf.data.Dataset.from_tensors(batch).repeat())
+  loop = train.build_train_loop(model, optimizer, strategy, config)
+  iterator = iter(dataset)
+  values = [loop(iterator, tf.constant(5)) for _ in range(4)]
+  distillation = [float(v["distillation_loss"]) for v in values]
+  assert np.isfinite(distillation).all() and distillation[-1] < distillation[0], distillation
+  line = train._progress_line(20, 20, {k: float(v) for k, v in values[-1].items()}, config)
+  assert "distillation" in line
+  assert train.SUMMARY_NAMES["distillation_loss"] == "loss/distillation"
+
+
 def test_a_checkpoint_restores_in_the_other_precision(tmp_path):
   model, optimizer = train.build_model(_tiny_config("bfloat16"), tf.distribute.get_strategy())
   path = tf.train.Checkpoint(model=model, optimizer=optimizer).save(str(tmp_path / "ckpt"))
@@ -370,7 +407,7 @@ def test_vocab_reuses_an_existing_output_unless_overwrite(tmp_path, capsys):
 
 def test_auto_precision_follows_the_hardware(tmp_path, monkeypatch):
   """"auto" is bfloat16 only where the hardware computes it: here the CPU's flags decide."""
-  from mel.training import train as train_lib
+  from mel.training import precision as train_lib   # (mel.training.train re-exports these)
   with_bf16 = tmp_path / "bf16"
   with_bf16.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16\n")
   without = tmp_path / "plain"

@@ -4,6 +4,10 @@ Model F: the entity tower is a TextTower over descriptions ([CLS] description [S
 towers pool and project as model.pooling / model.projection say.
 Model E: the entity tower is an EntityEmbedding table over entity rows.
 No parameters are shared between the towers (paper Sec. 4.2).
+Distillation (train.distillation_weight > 0): with teacher logits in the batch, the student's
+logits over each mention's own candidates (its gold and its hard negatives, the values of the
+in-batch softmax) learn the reranker's distribution over them (losses.distillation_loss at
+distillation_temperature).
 """
 from typing import Optional
 
@@ -26,11 +30,12 @@ class DualEncoder(tf_keras.Model):
   """
 
   def __init__(self, mention_tower: tf_keras.Model, entity_tower: tf_keras.Model,
-               scale: float = 20.0, **kwargs):
+               scale: float = 20.0, distillation_temperature: float = 1.0, **kwargs):
     super().__init__(**kwargs)
     self.mention_tower = mention_tower
     self.entity_tower = entity_tower
     self.scale = scale
+    self.distillation_temperature = distillation_temperature
 
   def call(self, features, training=False):
     return {"mentions": self.mention_tower(features["mentions"], training=training),
@@ -42,9 +47,10 @@ class DualEncoder(tf_keras.Model):
     features: "mentions", "entities", "entity_ids" int32 [B]; optionally hard negatives
     "negatives" (inputs [B*K, ...]), "negative_ids" int32 [B*K], "negative_mask" bool [B*K];
     optionally the entity-entity task "pairs_a", "pairs_b" (description inputs [P, L]) and
-    "pair_ids" int32 [P].
-    Returns float32 [B] "mention_entity_loss", "mention_entity_accuracy" and, with pairs,
-    [P] "entity_entity_loss", "entity_entity_accuracy".
+    "pair_ids" int32 [P]; with hard negatives, optionally a teacher's "teacher_logits"
+    float32 [B, 1+K] (the gold, then the mention's K negatives) and "teacher_mask" bool [B, 1+K].
+    Returns float32 [B] "mention_entity_loss", "mention_entity_accuracy", with pairs [P]
+    "entity_entity_loss", "entity_entity_accuracy", with teacher logits [B] "distillation_loss".
     """
     mentions = self.mention_tower(features["mentions"], training=training)    # [B, D]
     gold = self.entity_tower(features["entities"], training=training)         # [B, D]
@@ -59,6 +65,13 @@ class DualEncoder(tf_keras.Model):
         candidate_mask)
     out = {"mention_entity_loss": loss,
            "mention_entity_accuracy": losses.in_batch_accuracy(logits, labels)}
+    if "teacher_logits" in features:
+      if negatives is None:
+        raise ValueError("teacher_logits need the hard negatives they score (negatives)")
+      teacher = features["teacher_logits"]                                     # [B, 1+K]
+      student = losses.own_candidate_logits(logits, labels, tf.shape(teacher)[1] - 1)
+      out["distillation_loss"] = losses.distillation_loss(
+          student, teacher, features["teacher_mask"], self.distillation_temperature)
     if "pairs_a" in features:
       # The cross-lingual entity-entity task (paper Sec. 5.2.3): the selected description
       # retrieves another language's description of the same entity.
@@ -75,7 +88,8 @@ class DualEncoder(tf_keras.Model):
   def get_config(self):
     return {"mention_tower": tf_keras.layers.serialize(self.mention_tower),
             "entity_tower": tf_keras.layers.serialize(self.entity_tower),
-            "scale": self.scale, "name": self.name}
+            "scale": self.scale, "distillation_temperature": self.distillation_temperature,
+            "name": self.name}
 
   @classmethod
   def from_config(cls, config):
@@ -85,9 +99,10 @@ class DualEncoder(tf_keras.Model):
     return cls(**config)
 
 
-def build_dual_encoder(config: configs.ModelConfig,
-                       num_entities: Optional[int] = None) -> DualEncoder:
-  """Builds (and creates the variables of) Model F or Model E from a ModelConfig."""
+def build_dual_encoder(config: configs.ModelConfig, num_entities: Optional[int] = None,
+                       distillation_temperature: float = 1.0) -> DualEncoder:
+  """Builds (and creates the variables of) Model F or Model E from a ModelConfig
+  (distillation_temperature: train.distillation_temperature)."""
   mention_tower = TextTower.from_model_config(config, name="mention_tower")
   seq = tf.zeros([1, 8], tf.int32)
   dummy = {"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq}
@@ -102,4 +117,5 @@ def build_dual_encoder(config: configs.ModelConfig,
     entity_tower(tf.zeros([1], tf.int32))
   else:
     raise ValueError(f"unknown model kind {config.kind!r}")
-  return DualEncoder(mention_tower, entity_tower, scale=config.scale, name="dual_encoder")
+  return DualEncoder(mention_tower, entity_tower, scale=config.scale,
+                     distillation_temperature=distillation_temperature, name="dual_encoder")

@@ -136,11 +136,34 @@ def distillation_loss(student_logits, teacher_logits, mask, temperature=1.0):
     mask: bool [B, C], False for padding.
     temperature: T > 0; T^2 keeps the gradients' scale as T changes.
   Returns:
-    float32 [B].
+    float32 [B]. Gradients reach the student only: the teacher's logits are targets.
   """
   t = tf.cast(temperature, tf.float32)
+  teacher_logits = tf.stop_gradient(tf.cast(teacher_logits, tf.float32))
   student = tf.where(mask, tf.cast(student_logits, tf.float32) / t, MASKED_LOGIT)
-  teacher = tf.where(mask, tf.cast(teacher_logits, tf.float32) / t, MASKED_LOGIT)
+  teacher = tf.where(mask, teacher_logits / t, MASKED_LOGIT)
   p_teacher = tf.nn.softmax(teacher, axis=1)
   kl = p_teacher * (tf.nn.log_softmax(teacher, axis=1) - tf.nn.log_softmax(student, axis=1))
   return t * t * tf.reduce_sum(tf.where(mask, kl, 0.0), axis=1)
+
+
+def own_candidate_logits(logits, labels, num_negatives):
+  """Each mention's logits for its own candidates, picked out of the in-batch logits.
+
+  Args:
+    logits: float [B, C], in_batch_softmax_loss's over gather_candidates' columns: the R*B
+      golds of all replicas, then the R*B*K hard negatives, replica by replica, mention b's K
+      negatives in a row.
+    labels: int32 [B], each mention's gold column (replica * B + b).
+    num_negatives: K, hard negatives per mention (> 0).
+  Returns:
+    float [B, 1 + K]: column 0 the mention's gold, then its own K hard negatives in order
+    (the same values the softmax saw; padded negatives hold MASKED_LOGIT).
+  """
+  batch = tf.shape(labels)[0]
+  replicas = tf.shape(logits)[1] // (batch * (1 + num_negatives))
+  replica = labels[0] // batch
+  first = replicas * batch + replica * batch * num_negatives                 # this replica's
+  negatives = first + tf.range(batch)[:, None] * num_negatives + tf.range(num_negatives)[None]
+  columns = tf.concat([labels[:, None], negatives], axis=1)                  # [B, 1 + K]
+  return tf.gather(logits, columns, axis=1, batch_dims=1)

@@ -168,6 +168,9 @@ class ExperimentConfig:
                                                or not self.data.hard_negatives):
       raise ConfigError("train.distillation_weight > 0 needs model.kind F and "
                         "data.hard_negatives (records with teacher scores)")
+    if self.train.distillation_weight > 0 and self.data.hard_negatives_per_mention < 1:
+      raise ConfigError("train.distillation_weight > 0 needs data.hard_negatives_per_mention "
+                        ">= 1 (the teacher scores the gold against the hard negatives)")
     if self.model.pooling not in POOLINGS:
       raise ConfigError(f"model.pooling must be one of {POOLINGS}, got {self.model.pooling!r}")
     if not self.model.projection and self.model.embedding_dim != self.model.encoder.hidden_size:
@@ -227,6 +230,10 @@ class ExperimentConfig:
       raise ConfigError("rounds.count > 0 needs data.hard_negatives_per_mention >= 1")
     if self.rounds.distill_steps < 0:
       raise ConfigError("rounds.distill_steps must be >= 0 (0: rounds.steps)")
+    if rounds.distill_from and (self.model.kind != "F"
+                                or self.data.hard_negatives_per_mention < 1):
+      raise ConfigError("rounds.distill_from distils a reranker into Model F: it needs "
+                        "model.kind F and data.hard_negatives_per_mention >= 1")
     return self
 
   def _validate_reranker(self):
@@ -326,8 +333,8 @@ def from_dict(values: dict) -> ExperimentConfig:
   return _from_dict(ExperimentConfig, values, "").validate()
 
 
-def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
-  """Reads a YAML config (local or gs://) and applies overrides."""
+def load_values(path: str, overrides: Optional[str] = None) -> dict:
+  """The YAML config's values (local or gs://) with overrides applied, not yet checked."""
   import tensorflow as tf
   if not tf.io.gfile.exists(path):
     raise ConfigError(f"config file {path} does not exist")
@@ -337,7 +344,16 @@ def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
     except yaml.YAMLError as e:
       raise ConfigError(f"{path}: not valid YAML: {e}") from None
   try:
-    return from_dict(apply_overrides(values, overrides))
+    return apply_overrides(values, overrides)
+  except ConfigError as e:
+    raise ConfigError(f"{path}: {e}") from None
+
+
+def load(path: str, overrides: Optional[str] = None) -> ExperimentConfig:
+  """Reads a YAML config (local or gs://) and applies overrides."""
+  values = load_values(path, overrides)
+  try:
+    return from_dict(values)
   except ConfigError as e:
     raise ConfigError(f"{path}: {e}") from None
 

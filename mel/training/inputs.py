@@ -9,6 +9,9 @@ A batch (per replica, B mentions, K hard negatives each, P entity pairs):
   entities:  Model F: input dict int32 [B, L] ([CLS] description [SEP]); Model E: rows [B]
   entity_ids: int32 [B], a hash of the gold entity id (accidental-hit masking)
   negatives, negative_ids [B*K], negative_mask bool [B*K]   (with hard negatives)
+  teacher_logits float32 [B, 1+K], teacher_mask bool [B, 1+K]   (train.distillation_weight > 0:
+             MentionWithTeacherScores records; the gold's logit, then each negative's; the
+             mask is False where the negative is padding or not in the entity table)
   pairs_a, pairs_b: input dict int32 [P, L], pair_ids int32 [P]   (entity-entity task)
 
 The reranker (model.kind CA; RerankerInputs), per replica, B mentions of C = 1 + K + R
@@ -115,6 +118,7 @@ class TrainingInputs:
     self.entity_table_path = entity_table_path
     self.with_negatives = bool(config.data.hard_negatives) and \
         config.data.hard_negatives_per_mention > 0
+    self.with_teacher = self.with_negatives and config.train.distillation_weight > 0
     if self.with_negatives:
       self.mention_files = _files(config.data.hard_negatives, "hard-negative")
     else:
@@ -135,10 +139,14 @@ class TrainingInputs:
 
   def _mentions(self, batch_size: int, input_context, seed: int):
     record_type = schema.MentionWithNegatives if self.with_negatives else schema.Mention
+    if self.with_teacher:
+      record_type = schema.MentionWithTeacherScores
     spec = record_type.feature_spec()
     wanted = ["doc_title", "left_context", "mention", "right_context", "entity_id"]
     if self.with_negatives:
       wanted.append("negative_ids")
+    if self.with_teacher:
+      wanted.append("teacher_logits")
     spec = {k: spec[k] for k in wanted}
     k = self.config.data.hard_negatives_per_mention
     texts = entity_table.text_lookup(self.entity_table_path)
@@ -150,6 +158,12 @@ class TrainingInputs:
         negatives = tf.sparse.to_dense(example["negative_ids"], default_value="")[:k]
         example["negative_ids"] = tf.pad(negatives, [[0, k - tf.shape(negatives)[0]]])
         example["negative_ids"].set_shape([k])
+      if self.with_teacher:
+        # The gold's logit and the first k negatives' (the schema keeps them aligned).
+        teacher = tf.sparse.to_dense(example["teacher_logits"])[:k + 1]
+        example["teacher_mask"] = tf.sequence_mask(tf.shape(teacher)[0], k + 1)
+        example["teacher_logits"] = tf.pad(teacher, [[0, k + 1 - tf.shape(teacher)[0]]])
+        example["teacher_logits"].set_shape([k + 1])
       return example
 
     def known(example):
@@ -169,6 +183,12 @@ class TrainingInputs:
         out["negatives"] = self._entity_features(negative_ids, texts, rows)
         out["negative_ids"] = entity_id_hash(negative_ids)
         out["negative_mask"] = rows.lookup(negative_ids) >= 0
+      if self.with_teacher:
+        batch_size = tf.shape(batch["teacher_logits"])[0]
+        candidates = tf.concat([tf.ones([batch_size, 1], tf.bool),
+                                tf.reshape(out["negative_mask"], [batch_size, k])], axis=1)
+        out["teacher_logits"] = batch["teacher_logits"]
+        out["teacher_mask"] = tf.logical_and(batch["teacher_mask"], candidates)
       return out
 
     ds = _records(self.mention_files, input_context, seed, self.config.data.shuffle_buffer,

@@ -14,6 +14,18 @@ Runs, in DIR:
                              train.init_from_model_dir = round{r-1},
                              data.hard_negatives = negatives_round{r}
   round{count}/embeddings/, round{count}/index/   for evaluation and `mel link`
+  with rounds.distill_from (a trained reranker's model dir, model.kind CA), then, N = count:
+    negatives_round{N+1}/    `mel negatives --model_dir round{N}` (as above; reused when a
+                             later round mined them already)
+    teacher_round{N}/        `mel teacher --reranker rounds.distill_from`: its logits for each
+                             mention's gold and first data.hard_negatives_per_mention negatives
+    round{N}_distilled/      `mel train`: train.steps = rounds.distill_steps (0: rounds.steps),
+                             train.init_from_model_dir = round{N},
+                             data.hard_negatives = teacher_round{N},
+                             train.distillation_weight = the config's (1.0 if it is 0)
+    round{N}_distilled/embeddings/, round{N}_distilled/index/
+  (The rounds before train with train.distillation_weight 0: their records carry no teacher
+  scores.)
 
 Each stage is the stage's own command, run as a child process, so a round is exactly what a
 user running the commands by hand gets. Every stage reuses finished work: training resumes from
@@ -36,6 +48,10 @@ from mel.training import configs
 ROUND_DIR = "round{round}"
 NEGATIVES_DIR = "negatives_round{round}"
 NEGATIVES_GLOB = "negatives-*.tfrecord.gz"
+TEACHER_DIR = "teacher_round{round}"
+DISTILLED_DIR = "round{round}_distilled"
+TEACHER_GLOB = "teacher-*.tfrecord.gz"   # mel.training.teacher.GLOB (not imported: no TF here)
+DEFAULT_DISTILLATION_WEIGHT = 1.0
 
 
 class StageError(RuntimeError):
@@ -54,8 +70,40 @@ def negatives_dir(work_dir: str, r: int) -> str:
   return os.path.join(work_dir, NEGATIVES_DIR.format(round=r))
 
 
+def teacher_dir(work_dir: str, r: int) -> str:
+  return os.path.join(work_dir, TEACHER_DIR.format(round=r))
+
+
+def distilled_dir(work_dir: str, r: int) -> str:
+  return os.path.join(work_dir, DISTILLED_DIR.format(round=r))
+
+
 def _join_overrides(*parts: str) -> str:
   return ",".join(p for p in parts if p)
+
+
+def without_distillation(user_overrides: str, weight: float) -> str:
+  """The overrides of the rounds before distillation: weight 0 when the config sets one."""
+  return _join_overrides(user_overrides, "train.distillation_weight=0" if weight > 0 else "")
+
+
+def distillation_weight(config_path: str, user_overrides: str = "") -> float:
+  """train.distillation_weight as the config and the overrides set it (the rounds' own
+  config is loaded with it 0)."""
+  values = configs.load_values(config_path, user_overrides)
+  value = (values.get("train") or {}).get("distillation_weight", 0.0)
+  return configs._coerce(value, 0.0, "train.distillation_weight")
+
+
+def distilled_overrides(work_dir: str, config: configs.ExperimentConfig, weight: float,
+                        user_overrides: str = "") -> str:
+  """--params_override of the distilled round (after round rounds.count)."""
+  last = config.rounds.count
+  return _join_overrides(
+      user_overrides, f"train.steps={config.rounds.distill_steps or config.rounds.steps}",
+      f"train.init_from_model_dir={round_dir(work_dir, last)}",
+      f"data.hard_negatives={os.path.join(teacher_dir(work_dir, last), TEACHER_GLOB)}",
+      f"train.distillation_weight={weight or DEFAULT_DISTILLATION_WEIGHT}")
 
 
 def round_overrides(work_dir: str, r: int, config: configs.ExperimentConfig,
@@ -71,37 +119,59 @@ def round_overrides(work_dir: str, r: int, config: configs.ExperimentConfig,
 
 
 def plan(config_path: str, work_dir: str, config: configs.ExperimentConfig,
-         user_overrides: str = "", tpu: Optional[str] = None) -> List[tuple]:
-  """The stages in order: (name, mel stage, args)."""
+         user_overrides: str = "", tpu: Optional[str] = None,
+         weight: Optional[float] = None) -> List[tuple]:
+  """The stages in order: (name, mel stage, args). weight: the configured
+  train.distillation_weight (default: config's)."""
   stages = []
   rounds = config.rounds
+  weight = config.train.distillation_weight if weight is None else weight
+  base_overrides = without_distillation(user_overrides, weight)
 
-  def encode_and_index(r):
-    model = round_dir(work_dir, r)
+  def encode_and_index(name, model):
     # Both write into the model dir (embeddings/, then index/ from them: mel.model_dir).
-    stages.append((f"round {r}: entity encodings", "encode", ["--model_dir", model]))
-    stages.append((f"round {r}: {rounds.index_kind} index", "index",
+    stages.append((f"{name}: entity encodings", "encode", ["--model_dir", model]))
+    stages.append((f"{name}: {rounds.index_kind} index", "index",
                    ["--model_dir", model, "--kind", rounds.index_kind]))
+
+  def mine(name, r):
+    stages.append((name, "negatives",
+                   ["--model_dir", round_dir(work_dir, r - 1),
+                    "--output", negatives_dir(work_dir, r),
+                    "--mining_dir", config.data.mining_dir, "--top_k", str(rounds.top_k),
+                    "--ratio", str(rounds.ratio),
+                    "--max_per_mention", str(rounds.max_per_mention),
+                    "--max_mentions", str(rounds.max_mentions)]))
+
+  def train(name, model, overrides):
+    args = ["--config", config_path, "--model_dir", model]
+    if overrides:
+      args += ["--params_override", overrides]
+    if tpu:
+      args += ["--tpu", tpu]
+    stages.append((name, "train", args))
 
   for r in range(rounds.count + 1):
     if r > 0:
-      encode_and_index(r - 1)
-      stages.append((f"round {r}: hard negatives from round {r - 1}", "negatives",
-                     ["--model_dir", round_dir(work_dir, r - 1),
-                      "--output", negatives_dir(work_dir, r),
-                      "--mining_dir", config.data.mining_dir, "--top_k", str(rounds.top_k),
-                      "--ratio", str(rounds.ratio),
-                      "--max_per_mention", str(rounds.max_per_mention),
-                      "--max_mentions", str(rounds.max_mentions)]))
-    train_args = ["--config", config_path, "--model_dir", round_dir(work_dir, r)]
-    overrides = round_overrides(work_dir, r, config, user_overrides)
-    if overrides:
-      train_args += ["--params_override", overrides]
-    if tpu:
-      train_args += ["--tpu", tpu]
+      encode_and_index(f"round {r - 1}", round_dir(work_dir, r - 1))
+      mine(f"round {r}: hard negatives from round {r - 1}", r)
     what = "from the config" if r == 0 else f"from round {r - 1} on its hard negatives"
-    stages.append((f"round {r}: training {what}", "train", train_args))
-  encode_and_index(rounds.count)
+    train(f"round {r}: training {what}", round_dir(work_dir, r),
+          round_overrides(work_dir, r, config, base_overrides))
+  last = rounds.count
+  encode_and_index(f"round {last}", round_dir(work_dir, last))
+  if rounds.distill_from:
+    mine(f"distillation: hard negatives from round {last}", last + 1)
+    stages.append((f"distillation: teacher scores of {rounds.distill_from}", "teacher",
+                   ["--reranker", rounds.distill_from,
+                    "--negatives", os.path.join(negatives_dir(work_dir, last + 1),
+                                                NEGATIVES_GLOB),
+                    "--output", teacher_dir(work_dir, last),
+                    "--per_mention", str(config.data.hard_negatives_per_mention)]))
+    distilled = distilled_dir(work_dir, last)
+    train(f"distillation: training from round {last} on the teacher's scores", distilled,
+          distilled_overrides(work_dir, config, weight, user_overrides))
+    encode_and_index(f"round {last} distilled", distilled)
   return stages
 
 
@@ -115,17 +185,38 @@ def run_stage(name: str, stage: str, args: List[str]) -> None:
 def run(config_path: str, work_dir: str, user_overrides: str = "",
         tpu: Optional[str] = None) -> List[str]:
   """Runs every stage; returns the model dirs of all rounds."""
-  config = configs.load(config_path, user_overrides)
+  weight = distillation_weight(config_path, user_overrides)
+  base_overrides = without_distillation(user_overrides, weight)
+  config = configs.load(config_path, base_overrides)
   # The rounds' own overrides must give a valid config too (e.g. rounds.steps vs warm-up).
   for r in range(1, config.rounds.count + 1):
-    configs.load(config_path, round_overrides(work_dir, r, config, user_overrides))
+    configs.load(config_path, round_overrides(work_dir, r, config, base_overrides))
+  model_dirs = [round_dir(work_dir, r) for r in range(config.rounds.count + 1)]
+  if config.rounds.distill_from:
+    _check_reranker(config.rounds.distill_from)
+    configs.load(config_path, distilled_overrides(work_dir, config, weight, user_overrides))
+    model_dirs.append(distilled_dir(work_dir, config.rounds.count))
   os.makedirs(work_dir, exist_ok=True)
-  stages = plan(config_path, work_dir, config, user_overrides, tpu)
-  log(f"{config.rounds.count} hard-negative round(s) after round 0: {len(stages)} stages "
-      f"in {work_dir}")
+  stages = plan(config_path, work_dir, config, user_overrides, tpu, weight)
+  log(f"{config.rounds.count} hard-negative round(s) after round 0"
+      + (f", then round {config.rounds.count} distilled from {config.rounds.distill_from}"
+         if config.rounds.distill_from else "") + f": {len(stages)} stages in {work_dir}")
+  if config.rounds.distill_from and not weight:
+    log(f"train.distillation_weight is 0: the distilled round uses "
+        f"{DEFAULT_DISTILLATION_WEIGHT}")
   for name, stage, args in stages:
     run_stage(name, stage, args)
-  return [round_dir(work_dir, r) for r in range(config.rounds.count + 1)]
+  return model_dirs
+
+
+def _check_reranker(model_dir: str) -> None:
+  """ConfigError unless rounds.distill_from holds an exported reranker (checked before the
+  rounds start, not after them)."""
+  from mel import towers
+  try:
+    towers.reranker(model_dir)
+  except (FileNotFoundError, ValueError) as e:
+    raise configs.ConfigError(f"rounds.distill_from: {e}") from None
 
 
 def main(argv=None, prog: str = "mel rounds") -> int:

@@ -15,7 +15,6 @@ strategy. The model dir (paths: mel.model_dir) holds everything a later stage ne
                      for model.kind CA the reranker's (pairs of raw strings -> logits)
   train_summary.json written last: steps, time, final losses (and data.exclude_languages)
 """
-import contextlib
 import json
 import os
 import sys
@@ -34,6 +33,9 @@ from mel.training import bert_init, configs, e5_init, e5_tokenization, export, o
 from mel.training import tokenization
 from mel.training.input_layout import InputBuilder
 from mel.training.inputs import RerankerInputs, TrainingInputs
+# (cpu_has_bfloat16 too: mel.training.train's callers and tests name it here)
+from mel.training.precision import cpu_has_bfloat16, precision_policy  # noqa: F401
+from mel.training.precision import resolve_precision
 
 # The mBERT release names its vocabulary so, beside bert_model.ckpt (not a model-dir path).
 RELEASE_VOCAB = "vocab.txt"
@@ -42,12 +44,26 @@ METRICS = {"F": ("mention_entity_loss", "mention_entity_accuracy", "entity_entit
                  "entity_entity_accuracy"),
            "CA": ("rerank_loss", "rerank_accuracy")}
 METRICS["E"] = METRICS["F"]
+# With train.distillation_weight > 0, Model F's task_losses also returns this one.
+DISTILLATION = "distillation_loss"
 SUMMARY_NAMES = {"mention_entity_loss": "loss/mention_entity",
                  "mention_entity_accuracy": "accuracy/mention_entity_in_batch",
                  "entity_entity_loss": "loss/entity_entity",
                  "entity_entity_accuracy": "accuracy/entity_entity_in_batch",
                  "rerank_loss": "loss/rerank",
-                 "rerank_accuracy": "accuracy/rerank_gold_first"}
+                 "rerank_accuracy": "accuracy/rerank_gold_first",
+                 DISTILLATION: "loss/distillation"}
+
+
+def distilling(config: configs.ExperimentConfig) -> bool:
+  """Whether this run learns a reranker's scores (train.distillation_weight > 0)."""
+  return config.train.distillation_weight > 0
+
+
+def metric_names(config: configs.ExperimentConfig) -> tuple:
+  """The per-example outputs of this run's task_losses that the loop averages: METRICS of the
+  model kind, and the distillation loss when distilling."""
+  return METRICS[config.model.kind] + ((DISTILLATION,) if distilling(config) else ())
 
 
 def log(message: str) -> None:
@@ -224,43 +240,6 @@ def _initialize_dual_encoder_style(model, config: configs.ExperimentConfig, buil
   return "random initialisation"
 
 
-@contextlib.contextmanager
-def precision_policy(precision: str):
-  """Keras layers built inside take train.mixed_precision's policy; the global policy is
-  restored after, so building one model never changes another's."""
-  previous = tf_keras.mixed_precision.global_policy()
-  tf_keras.mixed_precision.set_global_policy(configs.PRECISIONS[precision])
-  try:
-    yield
-  finally:
-    tf_keras.mixed_precision.set_global_policy(previous)
-
-
-def resolve_precision(precision: str, strategy: tf.distribute.Strategy) -> str:
-  """train.mixed_precision with "auto" made concrete: bfloat16 where the hardware computes it
-  natively (TPU; GPUs of compute capability >= 8.0; CPUs with avx512_bf16 / amx_bf16), else
-  float32 (emulated bfloat16 is slower than float32)."""
-  if precision != configs.AUTO_PRECISION:
-    return precision
-  if isinstance(strategy, tf.distribute.TPUStrategy):
-    return "bfloat16"
-  gpus = tf.config.list_physical_devices("GPU")
-  if gpus:
-    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
-    return "bfloat16" if capability and tuple(capability) >= (8, 0) else "float32"
-  return "bfloat16" if cpu_has_bfloat16() else "float32"
-
-
-def cpu_has_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-  """Whether the CPU computes bfloat16 dot products natively (x86 avx512_bf16 or amx_bf16)."""
-  try:
-    with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-      flags = {flag for line in f if line.startswith("flags") for flag in line.split()}
-  except OSError:
-    return False
-  return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 def seed_everything(train_config: configs.TrainConfig) -> None:
   """Seeds Python, NumPy and TensorFlow from train.seed (initialisers and dropout take their
   op seeds from it; the input pipeline's shuffles take it directly), and makes ops
@@ -304,7 +283,8 @@ def build_model(config: configs.ExperimentConfig, strategy: tf.distribute.Strate
 def _build(config: configs.ExperimentConfig, num_entities: Optional[int] = None):
   if config.model.kind == "CA":
     return build_cross_encoder(config.model, config.train.reranker_loss)
-  return build_dual_encoder(config.model, num_entities=num_entities)
+  return build_dual_encoder(config.model, num_entities=num_entities,
+                            distillation_temperature=config.train.distillation_temperature)
 
 
 def float32_copy(config: configs.ExperimentConfig, model, num_entities: Optional[int] = None):
@@ -324,6 +304,8 @@ def objective(sums: dict, train_config: configs.TrainConfig):
   total = sums["mention_entity_loss"]
   if train_config.entity_entity_task:
     total = 0.5 * (total + sums["entity_entity_loss"])   # the mean of the two tasks (Sec. 5.2.3)
+  if train_config.distillation_weight > 0:
+    total += train_config.distillation_weight * sums[DISTILLATION]
   return total
 
 
@@ -334,7 +316,7 @@ def build_train_loop(model, optimizer, strategy, config: configs.ExperimentConfi
   losses, the accuracies and their sums over steps and replicas are float32.
   """
   global_batch, global_pairs = config.data.batch_size, config.data.pairs_batch_size
-  names = METRICS[config.model.kind]
+  names = metric_names(config)
 
   def step_fn(features):
     with tf.GradientTape() as tape:
@@ -373,6 +355,8 @@ def _progress_line(step: int, total_steps: int, metrics: dict,
   if config.train.entity_entity_task:
     line += (f"  e-e loss {metrics['entity_entity_loss']:.4f} "
              f"acc {metrics['entity_entity_accuracy']:.3f}")
+  if DISTILLATION in metrics:
+    line += f"  distillation {metrics[DISTILLATION]:.4f}"
   return line
 
 
@@ -388,6 +372,10 @@ def _describe_run(config: configs.ExperimentConfig, inputs, precision: str, repl
     line += f", entity-entity batch {data.pairs_batch_size}"
   if inputs.with_negatives:
     line += f", {data.hard_negatives_per_mention} hard negatives per mention"
+  if distilling(config):
+    line += (f", distilling the teacher's scores of them (weight "
+             f"{config.train.distillation_weight:g}, temperature "
+             f"{config.train.distillation_temperature:g})")
   return line
 
 
@@ -452,7 +440,8 @@ def train(config: configs.ExperimentConfig, model_dir: str,
         writer.flush()
         elapsed = now - started
         eta = elapsed / trained * (total_steps - step)
-        log(_progress_line(step, total_steps, metrics, config) + f"  lr {lr:.2e}  {examples_per_second:.0f} ex/s  eta {eta:.0f}s")
+        log(_progress_line(step, total_steps, metrics, config)
+            + f"  lr {lr:.2e}  {examples_per_second:.0f} ex/s  eta {eta:.0f}s")
       every = config.train.checkpoint_every
       if step // every > (step - n) // every or step == total_steps:
         manager.save(checkpoint_number=step)
