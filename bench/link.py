@@ -2,6 +2,7 @@
 
   python bench/link.py [--model_dir out/models/demo_f/round1] [--mining_dir out/mining]
       [--configs demo,base,e5] [--docs 200] [--base_docs 40] [--doc_chars 2000] [--json PATH]
+      [--reranker CA_DIR [--rerank_top 5] [--rerank_reps 200]]
 
 Documents: held-out documents of the mining output (never seen in training), spread over its
 languages in turn, each cut to --doc_chars characters (at a space): news-paragraph-sized
@@ -30,6 +31,18 @@ on two positions only: 2.93 GFLOP at base shape, 3.6 without that saving; with m
 every position and no Dense: 2.79 GFLOP at e5 shape). The bound is float32 tf.matmul GFLOPS at
 the tower's FFN shape for 64 mentions ([4096, H] x [H, 4H]), best of runs measured in this
 process before and after; ratio = achieved mentions/s x FLOPs per mention / bound.
+
+With --reranker (a model dir trained with model.kind CA), each configuration also runs mode
+"full+CA": `mel.load(model_dir, reranker=DIR, rerank_top=K)`, full mode with its top K
+candidates per mention re-scored by the cross-attention reranker, timed as the others; its
+bound counts the tower's FLOPs plus K reranked pairs per mention. And once, the reranking of ONE
+mention's top K (K pairs, Reranker.score on a real mention and its candidates' texts) is timed
+--rerank_reps times: p50/p99, against the FLOP bound of those K pairs at this machine's float32
+tf.matmul rate measured in this process at the pairs' FFN shape ([K x L, H] x [H, I]) and at
+the big shape above. FLOPs per pair (reranker_pair_flops), per layer 2 L (4 H^2 + 2 H I) + 2 x
+2 L^2 H, L the reranker manifest's max_seq_length, H, I and the layer count its config.yaml's
+model.encoder (embeddings, pooling and the logit head left out). ratio = measured time /
+bound time (1.0: every FLOP at the matmul rate; higher is slower).
 
 The machine may be shared: /proc/stat is read around every timed section and the cores other
 processes used meanwhile are printed ("other"). Peak RSS (this process, so far: it only grows
@@ -62,6 +75,55 @@ TOWER_BATCH = 64
 
 
 RANDOM_CONFIGS = ("base", "e5")
+
+
+def reranker_pair_flops(num_layers: int, seq: int, hidden: int, intermediate: int) -> int:
+  """Forward matmul FLOPs of one mention-entity pair through the reranker's encoder: per layer
+  2 L (4 H^2 + 2 H I) (QKV, attention output, FFN) + 2 x 2 L^2 H (scores and context)."""
+  per_layer = (2 * seq * (4 * hidden * hidden + 2 * hidden * intermediate)
+               + 2 * 2 * seq * seq * hidden)
+  return num_layers * per_layer
+
+
+def reranker_shape(reranker_dir: str):
+  """(layers, L, H, I) of a reranker's model dir: config.yaml's model.encoder, the manifest's
+  max_seq_length."""
+  from mel.model_dir import ModelDir
+  from mel.training import configs
+  directory = ModelDir(reranker_dir)
+  enc = configs.load(directory.config).model.encoder
+  seq = int(directory.read_export_manifest()["max_seq_length"])
+  return enc.num_layers, seq, enc.hidden_size, enc.intermediate_size
+
+
+def measure_one_mention(linker, docs, top: int, reps: int) -> dict:
+  """Reranker.score of one real mention with its full-mode top `top` candidates' texts, reps
+  times after a warm-up: per-call p50/p99 ms."""
+  c = linker.context_chars
+  for text, lang in docs:
+    found = [m for m in linker.link(text, lang, top_k=max(top, 5)) if len(m.candidates) >= top]
+    if found:
+      m = found[0]
+      break
+  else:
+    raise SystemExit("no linked mention with enough candidates to time the reranker on")
+  args = ("", text[max(0, m.start - c):m.start], m.text, text[m.end:m.end + c],
+          [x.description for x in m.candidates[:top]])
+  for _ in range(5):
+    linker.reranker.score(*args)
+  machine0, own0 = train_step.busy_seconds()
+  wall0 = time.perf_counter()
+  times = []
+  for _ in range(reps):
+    start = time.perf_counter()
+    linker.reranker.score(*args)
+    times.append(time.perf_counter() - start)
+  wall = time.perf_counter() - wall0
+  machine1, own1 = train_step.busy_seconds()
+  ms = np.array(times) * 1000
+  return {"pairs": top, "reps": reps, "mention": m.text, "p50_ms": float(np.percentile(ms, 50)),
+          "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
+          "other_cores": max(0.0, ((machine1 - machine0) - (own1 - own0)) / wall)}
 
 
 def base_encoder_config():
@@ -198,7 +260,12 @@ def run(args):
   from mel.linking import linker as L
   from mel.model_dir import ModelDir
   from mel.training import configs
-  rows = []
+  rows, one_mention = [], None
+  if args.reranker:
+    layers, rseq, rh, ri = reranker_shape(args.reranker)
+    pair_flops = reranker_pair_flops(layers, rseq, rh, ri)
+    print(f"reranker {args.reranker}: {layers} layers, L {rseq}, H {rh}, I {ri}: "
+          f"{pair_flops / 1e9:.3f} GFLOP per pair, top {args.rerank_top} per mention", flush=True)
   docs_all = load_documents(args.mining_dir, max(args.docs, args.base_docs), args.doc_chars)
   print(f"link benchmark: {os.cpu_count()} cores ({train_step.cpu_name()}); {len(docs_all)} "
         f"held-out documents of <= {args.doc_chars} characters "
@@ -239,13 +306,21 @@ def run(args):
       load_s = time.perf_counter() - started
       results = {mode: measure(linker, docs, fast=mode == "fast") for mode in ("fast", "full")}
       tower = measure_tower(linker, docs)
+      if args.reranker:
+        del linker   # full+CA: the same model dir loaded with the reranker
+        linker = L.load(model_dir, reranker=args.reranker, rerank_top=args.rerank_top)
+        results["full+CA"] = measure(linker, docs, fast=False)
+        if one_mention is None:
+          one_mention = measure_one_mention(linker, docs, args.rerank_top, args.rerank_reps)
       mm.append(train_step.matmul_gflops(tf, *shape, tf.float32))
       bound = max(mm) * 1e9 / flops
       rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # GB, this process so far
       for mode, r in results.items():
-        r.update(config=name, mode=mode, gflop_per_mention=flops / 1e9,
-                 matmul_gflops=max(mm), bound_mentions_per_s=bound,
-                 ratio=r["mentions_per_s"] / bound, load_s=load_s, peak_rss_gb=rss)
+        mode_flops = flops + (args.rerank_top * pair_flops if mode == "full+CA" else 0)
+        mode_bound = max(mm) * 1e9 / mode_flops
+        r.update(config=name, mode=mode, gflop_per_mention=mode_flops / 1e9,
+                 matmul_gflops=max(mm), bound_mentions_per_s=mode_bound,
+                 ratio=r["mentions_per_s"] / mode_bound, load_s=load_s, peak_rss_gb=rss)
         rows.append(r)
       rows.append({"config": name, "mode": "tower", **tower, "gflop_per_mention": flops / 1e9,
                    "matmul_gflops": max(mm), "bound_mentions_per_s": bound,
@@ -256,26 +331,44 @@ def run(args):
             f"loaded in {load_s:.1f} s; peak RSS so far {rss:.2f} GB", flush=True)
       del linker
   print()
-  head = (f"{'config':<6} {'mode':<6} {'docs':>5} {'ment/doc':>8} {'mentions/s':>10} "
+  head = (f"{'config':<6} {'mode':<7} {'docs':>5} {'ment/doc':>8} {'mentions/s':>10} "
           f"{'bound':>8} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'NIL':>5} {'other':>5}")
   print(head)
   print("-" * len(head))
   for r in rows:
     if r["mode"] == "tower":
-      print(f"{r['config']:<6} {'tower':<6} {'':>5} {TOWER_BATCH:>8} {r['mentions_per_s']:>10.1f} "
+      print(f"{r['config']:<6} {'tower':<7} {'':>5} {TOWER_BATCH:>8} {r['mentions_per_s']:>10.1f} "
             f"{r['bound_mentions_per_s']:>8.0f} {r['ratio']:>6.2f} {'':>8} {'':>8} {'':>5} "
             f"{r['other_cores']:>5.2f}")
     else:
-      print(f"{r['config']:<6} {r['mode']:<6} {r['docs']:>5} {r['mentions_per_doc']:>8.1f} "
+      print(f"{r['config']:<6} {r['mode']:<7} {r['docs']:>5} {r['mentions_per_doc']:>8.1f} "
             f"{r['mentions_per_s']:>10.1f} {r['bound_mentions_per_s']:>8.0f} {r['ratio']:>6.2f} "
             f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['nil']:>5} {r['other_cores']:>5.2f}")
   print("(mentions/s: mel.link end to end, sum of mentions / sum of per-document times; tower:"
         f"\n the mention tower alone on batches of {TOWER_BATCH}; bound: matmul GFLOPS / GFLOP "
         "per mention;\n other: cores other processes used while timed)")
+  if one_mention is not None:
+    k = args.rerank_top
+    small = train_step.matmul_gflops(tf, k * rseq, rh, ri, tf.float32)
+    big = max(r["matmul_gflops"] for r in rows)
+    total = k * pair_flops
+    one_mention.update(gflop=total / 1e9, matmul_gflops_pair_shape=small,
+                       matmul_gflops_big=big, bound_ms_pair_shape=total / (small * 1e9) * 1e3,
+                       bound_ms_big=total / (big * 1e9) * 1e3)
+    one_mention["ratio_pair_shape"] = one_mention["p50_ms"] / one_mention["bound_ms_pair_shape"]
+    one_mention["ratio_big"] = one_mention["p50_ms"] / one_mention["bound_ms_big"]
+    print(f"\nreranking one mention's top {k} ({k} pairs, {one_mention['reps']} calls, mention "
+          f"{one_mention['mention']!r}): p50 {one_mention['p50_ms']:.2f} ms, p99 "
+          f"{one_mention['p99_ms']:.2f} ms (other cores {one_mention['other_cores']:.2f})")
+    print(f"  {total / 1e9:.3f} GFLOP; matmul {small:.0f} GFLOPS at the pairs' FFN shape "
+          f"[{k * rseq}, {rh}] x [{rh}, {ri}] -> bound {one_mention['bound_ms_pair_shape']:.3f} "
+          f"ms, FLOP-bound ratio (p50 / bound) {one_mention['ratio_pair_shape']:.1f}; at "
+          f"{big:.0f} GFLOPS (big shape) {one_mention['bound_ms_big']:.3f} ms, ratio "
+          f"{one_mention['ratio_big']:.1f}")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"cpu": train_step.cpu_name(), "cores": os.cpu_count(), "rows": rows}, f,
-                indent=2)
+      json.dump({"cpu": train_step.cpu_name(), "cores": os.cpu_count(), "rows": rows,
+                 "rerank_one_mention": one_mention}, f, indent=2)
       f.write("\n")
 
 
@@ -289,6 +382,11 @@ def main():
   parser.add_argument("--base_docs", type=int, default=40, help="documents for base and e5")
   parser.add_argument("--doc_chars", type=int, default=2000)
   parser.add_argument("--json", default="")
+  parser.add_argument("--reranker", default="",
+                      help="a reranker's model dir (model.kind CA): adds mode full+CA and the "
+                      "one-mention reranking timing")
+  parser.add_argument("--rerank_top", type=int, default=5)
+  parser.add_argument("--rerank_reps", type=int, default=200)
   parser.add_argument("--build_random", default="", help=argparse.SUPPRESS)   # child: name:dir
   args = parser.parse_args()
   if args.build_random:

@@ -3,16 +3,21 @@
     nil_threshold.write(model_dir, export_manifest, threshold, chosen_on, test, curve, full)
     chosen = nil_threshold.read(model_dir, export_manifest)   # dict, or None
     nil_threshold.thresholds(chosen, prior_weight)            # {"fast": t, "full": t}
+    nil_threshold.rerank_threshold(chosen, reranker_manifest) # t, or None
 
 `mel evaluate --nil_fraction F --save_threshold` writes it (mel.evaluation.nil chooses the
 threshold); the linker (mel.linking.linker.load) reads it when no threshold is given. The
 "threshold" is fast mode's, on the cosine of mention and entity vectors; "full" is full mode's,
 on its score (mel.scoring: cosine + prior_weight x P(entity | text)), valid for that prior
-weight. Both belong to one export of one model:
+weight. "rerank" (`mel evaluate --reranker DIR`) is the threshold on the +CA system's score,
+sigmoid of the reranker's best logit among the model's top K candidates, valid for that
+reranker (its step, loss and sequence length). All belong to one export of one model:
 
     {"format": "mel-nil/1", "threshold": 0.71, "score": "cosine",
      "full": {"threshold": 0.93, "score": "cosine + prior_weight x P(entity | text)",
               "prior_weight": 0.5, "test": {...}, "curve": [...]},
+     "rerank": {"threshold": 0.42, "score": "sigmoid(reranker logit)", "top": 5,
+                "reranker": {"model_dir", "step", "loss", "max_seq_length"}, "test", "curve"},
      "model": {"kind", "step", "embedding_dim"},      # of export/manifest.json when chosen
      "chosen_on": {"dataset", "queries", "nil_fraction", "seed", ...},
      "test": {...},      # figures at the threshold on the held-out half (mel.evaluation.nil)
@@ -33,6 +38,8 @@ from mel.model_dir import ModelDir
 
 FORMAT = "mel-nil/1"
 SCORE = "cosine"
+RERANK_SCORE = "sigmoid(reranker logit)"
+RERANKER_KEYS = ("step", "loss", "max_seq_length")   # what a reranker's logits depend on
 MODEL_KEYS = ("kind", "step", "embedding_dim")   # what the cosines of an export depend on
 RECHOOSE = "mel evaluate --model_dir M --dataset D --nil_fraction 0.2 --save_threshold"
 
@@ -46,12 +53,21 @@ def model_of(export_manifest: dict) -> dict:
   return {key: export_manifest.get(key) for key in MODEL_KEYS}
 
 
+def reranker_of(reranker_manifest: dict, reranker_dir: str) -> dict:
+  """{"model_dir", "step", "loss", "max_seq_length"} of a reranker (its export manifest)."""
+  return {"model_dir": os.path.abspath(reranker_dir),
+          **{key: reranker_manifest.get(key) for key in RERANKER_KEYS}}
+
+
 def write(model_dir: str, export_manifest: dict, threshold: float, chosen_on: dict,
-          test: dict, curve: list, full: Optional[dict] = None) -> str:
+          test: dict, curve: list, full: Optional[dict] = None,
+          rerank: Optional[dict] = None) -> str:
   """Writes <model_dir>/nil.json atomically (temp file, then rename); returns its path.
 
-  full: full mode's {"threshold", "prior_weight", "test", "curve"}, when it was chosen."""
-  for value in (threshold, (full or {}).get("threshold", 0.0)):
+  full: full mode's {"threshold", "prior_weight", "test", "curve"}, when it was chosen;
+  rerank: the +CA system's {"threshold", "top", "reranker" (reranker_of), "test", "curve"}."""
+  for value in (threshold, (full or {}).get("threshold", 0.0),
+                (rerank or {}).get("threshold", 0.0)):
     if not math.isfinite(value):
       raise ValueError(f"NIL threshold {value!r} is not a finite number")
   path = ModelDir(model_dir).nil_threshold
@@ -61,6 +77,8 @@ def write(model_dir: str, export_manifest: dict, threshold: float, chosen_on: di
   if full is not None:
     content["full"] = {"score": scoring.FULL_SCORE, **full,
                        "threshold": float(full["threshold"])}
+  if rerank is not None:
+    content["rerank"] = {"score": RERANK_SCORE, **rerank, "threshold": float(rerank["threshold"])}
   tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(content, f, indent=2, ensure_ascii=False)
@@ -109,6 +127,10 @@ def read(model_dir: str, export_manifest: dict) -> Optional[dict]:
   if full is not None and (not isinstance(full, dict) or not _finite(full.get("threshold"))
                            or not _finite(full.get("prior_weight"))):
     raise ValueError(f"{path}: 'full' must hold a finite threshold and prior_weight")
+  rerank = content.get("rerank")
+  if rerank is not None and (not isinstance(rerank, dict) or not _finite(rerank.get("threshold"))
+                             or not isinstance(rerank.get("reranker"), dict)):
+    raise ValueError(f"{path}: 'rerank' must hold a finite threshold and its 'reranker'")
   return content
 
 
@@ -130,6 +152,25 @@ def thresholds(content: dict, prior_weight: float) -> dict:
                     f"{full['prior_weight']}, the linker uses {prior_weight}: ignored",
                     StaleThresholdWarning, stacklevel=2)
   return out
+
+
+def rerank_threshold(content: dict, reranker_manifest: dict) -> Optional[float]:
+  """The "rerank" threshold of a read nil.json when it was chosen for this reranker (its step,
+  loss and sequence length, RERANKER_KEYS); None when there is none, or (warned) when it was
+  chosen for another."""
+  rerank = (content or {}).get("rerank")
+  if rerank is None:
+    return None
+  chosen_for = {key: rerank["reranker"].get(key) for key in RERANKER_KEYS}
+  loaded = {key: reranker_manifest.get(key) for key in RERANKER_KEYS}
+  if chosen_for != loaded:
+    differ = ", ".join(f"{k} {chosen_for[k]!r} -> {loaded[k]!r}" for k in RERANKER_KEYS
+                       if chosen_for[k] != loaded[k])
+    warnings.warn(f"nil.json's rerank threshold was chosen for another reranker ({differ}); "
+                  f"ignored. Choose it again with `{RECHOOSE} --reranker DIR`",
+                  StaleThresholdWarning, stacklevel=2)
+    return None
+  return float(rerank["threshold"])
 
 
 def describe(content: dict) -> str:

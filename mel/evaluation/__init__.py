@@ -3,7 +3,8 @@
     metrics      gold ranks, R@k, one system's figures (micro, macro, per bin, per language)
     nil          removed entities, the calibration half, the NIL threshold and its figures
     datasets     queries of the held-out split or a Mewsli-9 directory; the training counts
-    systems      the dual encoders (mention tower + index) and the alias-table baseline
+    systems      the dual encoders (mention tower + index), a dual encoder reranked by a
+                 cross-attention reranker ("+CA") and the alias-table baseline
     alias_table  the baseline's table (mel.anchors counts) and its file; `mel alias-table`
     report       evaluation.json, evaluation.md and the plots (nil_curve.png with NIL)
     evaluate     the run: evaluate(), `mel evaluate`

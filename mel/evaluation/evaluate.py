@@ -4,7 +4,8 @@
         --dataset holdout:GLOB | mewsli9:DIR [--recall_at 1,10,100] [--mining_dir D] \
         [--bins counts|dataset] [--alias_table T | --no_alias_table] [--output DIR] \
         [--languages bn,mr] [--context_chars 256] [--batch_size 256] [--no_progress] \
-        [--nil_fraction 0.2 [--nil_seed 0] [--save_threshold]]
+        [--nil_fraction 0.2 [--nil_seed 0] [--save_threshold]] \
+        [--reranker CA_DIR [--rerank_top 5] [--rerank NAME]]
 
 Each query (a mention in context with its gold entity) goes to every system: the dual encoders
 given (mention tower of the exported SavedModel, then the entity index) and the alias-table
@@ -31,6 +32,18 @@ uses the file's freq_bin column (the paper's training counts) instead of this mi
 leave-languages-out evaluation of a model trained with data.exclude_languages); the alias table
 is still built from all training anchors, and it ranks by a query's own language first, so a
 left-out language is answered from its own training anchors.
+
+**+CA** (--reranker DIR, a model dir trained with model.kind CA; paper Sec. 5.5.2): the system
+"<NAME> +CA" takes dual encoder NAME's ranked predictions (--rerank NAME, default the first
+--model_dir; nothing is searched again), re-scores its top --rerank_top K (default 5, as the
+paper) with the reranker (each query's title, left context, mention and right context paired
+with the entity texts of NAME's index rows), sorts them by logit (ties keep NAME's order) and
+keeps NAME's ranks after K: its R@k for k >= K is NAME's, R@1 is what reranking changes. With
+--nil_fraction its NIL score is sigmoid of the best logit among NAME's top K searched without
+the removed entities (the reranker's probability for a bce-trained one; uncalibrated for a
+softmax-trained one), its threshold chosen as the others'; --save_threshold writes it to NAME's
+nil.json under "rerank" (with the reranker's step and loss), which mel.load(path, reranker=DIR)
+uses.
 
 **NIL** (--nil_fraction F > 0; mel.evaluation.nil): of the distinct gold entities that every
 dual encoder's index holds, a fraction F drawn by sha256 of (--nil_seed, entity id) is taken out
@@ -59,11 +72,11 @@ from typing import List, Sequence
 
 import numpy as np
 
-from mel import flags, scoring
+from mel import flags, nil_threshold, scoring
 from mel.bins import BIN_EDGES, BIN_LABELS, frequency_bin
 from mel.evaluation import datasets, metrics, nil, report as reports
-from mel.evaluation.systems import (ALIAS_TABLE, AliasTableSystem, DualEncoder,
-                                   full_top1_without, top1_without)
+from mel.evaluation.systems import (ALIAS_TABLE, AliasTableSystem, DualEncoder, Reranked,
+                                   full_top1_without, top1_without, topk_without)
 
 LOG = "[mel.evaluation.evaluate]"
 KB_INDEX = "kb"   # --index value: the model's knowledge base
@@ -80,6 +93,7 @@ def plan_nil(systems: Sequence, queries: Sequence[datasets.Query], fraction: flo
   """
   from mel.retrieval.ids import rows_of
   scored = [s for s in systems if hasattr(s, "encode")]
+  reranked = [s for s in systems if hasattr(s, "base")]
   distinct = sorted({q.gold for q in queries})
   # rows of the gold entities each index can return (an entity `mel kb remove`d is not held)
   rows = {}
@@ -96,9 +110,9 @@ def plan_nil(systems: Sequence, queries: Sequence[datasets.Query], fraction: flo
            "queries_of_removed_entities": sum(1 for q in queries if q.gold in gone),
            "calibration_queries": int(calibration.sum()),
            "test_queries": int((~calibration).sum()), "tie_rule": nil.TIE_RULE,
-           "systems": [s.name for s in scored],
+           "systems": [s.name for s in scored + reranked],
            "skipped": {s.name: "it has no scores to threshold (it ranks by alias counts)"
-                       for s in systems if not hasattr(s, "encode")}}
+                       for s in systems if not hasattr(s, "encode") and s not in reranked}}
   return {"removed": removed, "rows": rows, "calibration": calibration, "facts": facts}
 
 
@@ -127,6 +141,30 @@ def nil_of(system, vectors: np.ndarray, queries: Sequence[datasets.Query], plan:
   return section
 
 
+def rerank_nil_of(system: Reranked, vectors: np.ndarray, queries: Sequence[datasets.Query],
+                  plan: dict) -> dict:
+  """A +CA system's NIL section: its base's top K without the removed entities, re-scored by the
+  reranker; the score is sigmoid of the best logit (-inf: no candidate), thresholded as
+  nil_of's."""
+  from mel import towers
+  gold = [q.gold for q in queries]
+  rows = plan["rows"][system.base.name]
+  dead = [r for e in plan["removed"] for r in rows.get(e, ())]
+  candidates = topk_without(system.base.index, vectors, dead, system.top)
+  logits = system.logits(queries, candidates, desc="NIL reranking")
+  top = [ids[int(np.argmax(l))] if len(l) else None for ids, l in zip(candidates, logits)]
+  scores = np.array([float(towers.probability(np.max(l))) if len(l) else -np.inf
+                     for l in logits], np.float64)
+  gone = set(plan["removed"])
+  in_kb = np.array([g in rows and g not in gone for g in gold], bool)
+  correct = np.array([t == g for t, g in zip(top, gold)], bool)
+  return {**nil.nil_section(scores, correct, in_kb, plan["calibration"]),
+          "score": nil_threshold.RERANK_SCORE, "rerank_top": system.top,
+          "calibrated": system.reranker.gives_probability, "index_rows_removed": len(dead),
+          "out_of_kb_removed": sum(1 for g in gold if g in gone),
+          "out_of_kb_not_indexed": sum(1 for g in gold if g not in rows)}
+
+
 def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict,
              bins: Sequence[int], bins_source: str, ks: Sequence[int], nil_fraction: float = 0.0,
              nil_seed: int = 0, anchors=None) -> dict:
@@ -134,7 +172,8 @@ def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict
 
   nil_fraction > 0 adds the NIL evaluation (plan_nil, nil_of): a "nil" section in the report
   and in each scored system's entry; anchors (mel.anchors.AnchorCounts of the training
-  mentions) add full mode's.
+  mentions) add full mode's. A Reranked system reorders the predictions its base (listed before
+  it) made here (rerank_nil_of for its NIL section).
   """
   gold = [q.gold for q in queries]
   langs = [q.lang for q in queries]
@@ -146,21 +185,32 @@ def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict
                                                              minlength=len(BIN_LABELS))]},
             "systems": {}}
   plan = plan_nil(systems, queries, nil_fraction, nil_seed) if nil_fraction > 0 else None
+  # a dual encoder that a Reranked system reorders is searched deep enough for it
+  depth = {s.base.name: s.top for s in systems if hasattr(s, "base")}
+  done = {}   # base system name -> (predictions, vectors or None), for its Reranked system
   for system in systems:
     started = time.time()
     vectors = None
-    if plan is not None and hasattr(system, "encode"):
+    if hasattr(system, "base"):
+      if system.base.name not in done:
+        raise ValueError(f"{system.name}: its base {system.base.name!r} must be evaluated first")
+      predictions = system.rerank(queries, done[system.base.name][0])
+      vectors = done[system.base.name][1]
+    elif hasattr(system, "encode") and (plan is not None or system.name in depth):
       # encoded once: the recall search and the NIL search take the same vectors
       vectors = system.encode(queries)
-      predictions = system.search(vectors, max(ks))
+      predictions = system.search(vectors, max(max(ks), depth.get(system.name, 0)))
     else:
       predictions = system.retrieve(queries, max(ks))
+    if system.name in depth:
+      done[system.name] = (predictions, vectors)
     results = metrics.recall_report(metrics.gold_ranks(predictions, gold), bins, langs, ks)
     results["gold_known_to_system"] = system.known(gold)
     results["no_candidates"] = sum(1 for p in predictions if not p)
     entry = {**system.describe(), "results": results}
-    if vectors is not None:
-      entry["nil"] = nil_of(system, vectors, queries, plan, anchors)
+    if plan is not None and vectors is not None:
+      entry["nil"] = (rerank_nil_of(system, vectors, queries, plan) if hasattr(system, "base")
+                      else nil_of(system, vectors, queries, plan, anchors))
     report["systems"][system.name] = {**entry, "seconds": round(time.time() - started, 1)}
   if plan is not None:
     report["nil"] = plan["facts"]
@@ -168,14 +218,15 @@ def evaluate(systems: Sequence, queries: Sequence[datasets.Query], dataset: dict
 
 
 def save_thresholds(report: dict, systems: Sequence) -> List[str]:
-  """Writes nil.json (mel.nil_threshold) of every dual encoder's model dir; returns the paths."""
-  from mel import nil_threshold
+  """Writes nil.json (mel.nil_threshold) of every dual encoder's model dir, with the threshold
+  of its +CA system under "rerank" when there is one; returns the paths."""
   from mel.model_dir import ModelDir
   facts, dataset = report["nil"], report["dataset"]
+  reranked = {s.base.name: s for s in systems if hasattr(s, "base")}
   paths = []
   for system in systems:
     section = report["systems"][system.name].get("nil")
-    if section is None:
+    if section is None or hasattr(system, "base"):
       continue
     chosen_on = {"dataset": dataset["spec"], "queries": facts["queries"],
                  "languages": dataset.get("languages"),
@@ -188,9 +239,16 @@ def save_thresholds(report: dict, systems: Sequence) -> List[str]:
     full = section.get("full")
     if full is not None:
       full = {k: full[k] for k in ("threshold", "prior_weight", "candidates", "test", "curve")}
+    rerank = None
+    if system.name in reranked:
+      ca = reranked[system.name]
+      ca_section = report["systems"][ca.name]["nil"]
+      rerank = {"threshold": ca_section["threshold"], "top": ca.top,
+                "reranker": nil_threshold.reranker_of(ca.reranker.manifest, ca.reranker_dir),
+                "test": ca_section["test"], "curve": ca_section["curve"]}
     paths.append(nil_threshold.write(
         system.model_dir, ModelDir(system.model_dir).read_export_manifest(),
-        section["threshold"], chosen_on, section["test"], section["curve"], full))
+        section["threshold"], chosen_on, section["test"], section["curve"], full, rerank))
   return paths
 
 
@@ -231,6 +289,15 @@ def run(args) -> dict:
 
   systems = [DualEncoder(n, m, i, args.batch_size, progress)
              for n, m, i in zip(names, model_dirs, indexes)]
+  if args.reranker:
+    base = args.rerank or (names[0] if names else None)
+    if base not in names:
+      raise ValueError(f"--rerank {base!r}: no dual encoder of that --name (names: {names})"
+                       if base else "--reranker needs a --model_dir whose results it reranks")
+    at = names.index(base)
+    systems.insert(at + 1, Reranked(systems[at], args.reranker, args.rerank_top, progress))
+  elif args.rerank:
+    raise ValueError("--rerank names the dual encoder a --reranker reranks: give --reranker")
   queries, dataset = datasets.load_dataset(args.dataset, args.context_chars, progress)
   if not queries:
     raise ValueError(f"{args.dataset}: no queries")
@@ -308,10 +375,19 @@ def main(argv=None, prog: str = "mel evaluate") -> int:
   p.add_argument("--save_threshold", action="store_true",
                  help="write the chosen threshold to each model's nil.json (needs "
                  "--nil_fraction), where mel.load finds it")
+  p.add_argument("--reranker", default="",
+                 help="a cross-attention reranker's model dir (model.kind CA): adds the system "
+                 "'<NAME> +CA', NAME's top --rerank_top re-scored by it")
+  p.add_argument("--rerank_top", type=int, default=5,
+                 help="candidates of NAME the reranker re-scores per query (default 5)")
+  p.add_argument("--rerank", default="",
+                 help="the --name of the dual encoder whose results are reranked (default: the "
+                 "first --model_dir's)")
   flags.batch_size(p)
   flags.no_progress(p)
   args = p.parse_args(argv)
   flags.require_positive(p, args, "batch_size")
+  flags.require_positive(p, args, "rerank_top")
   if not 0 <= args.nil_fraction < 1:
     p.error(f"--nil_fraction must be in [0, 1), got {args.nil_fraction}")
   if args.context_chars < 0:

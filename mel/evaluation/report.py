@@ -1,6 +1,7 @@
 """An evaluation report on disk: evaluation.json (every figure and what produced it),
 evaluation.md (Table 6 of the paper: R@k per frequency bin, micro and macro, plus a table per
-language, and with --nil_fraction the NIL figures of mel.evaluation.nil), recall_by_bin.png,
+language, one column group per system, "<NAME> +CA" included, and with --nil_fraction the NIL
+figures of mel.evaluation.nil), recall_by_bin.png,
 recall_by_language.png and nil_curve.png (NIL only). Every file is written under a temp name
 and renamed, so a reader never sees half a report.
 """
@@ -66,11 +67,15 @@ def markdown_tables(report: dict) -> str:
 
 def nil_sections(report: dict) -> List[tuple]:
   """[(label, NIL section)]: each scored system's fast mode (cosine) and, when measured, its
-  full mode (cosine + prior weight x prior, mel.scoring)."""
+  full mode (cosine + prior weight x prior, mel.scoring); a +CA system's reranker probability."""
   out = []
   for name in report["nil"]["systems"]:
     section = report["systems"][name].get("nil")
     if section is None:
+      continue
+    if section.get("score", "cosine") != "cosine":   # a +CA system: the reranker's score
+      out.append((f"{name} ({section['score']} of its top {section.get('rerank_top')})",
+                  section))
       continue
     out.append((f"{name}, fast (cosine)", section))
     if "full" in section:
@@ -183,7 +188,8 @@ def plot_nil(report: dict, output_dir: str) -> str:
   left.set_xlabel("coverage (in-KB queries linked)")
   left.set_ylabel("linking precision")
   left.set_xlim(0, 1.02)
-  right.set_xlabel("threshold (fast: cosine; full: cosine + prior weight x prior)")
+  right.set_xlabel("threshold (fast: cosine; full: cosine + prior weight x prior; +CA: "
+                   "sigmoid(reranker logit))")
   facts = report["nil"]
   fig.suptitle(f"NIL, test half: {facts['fraction']:.0%} of the gold entities removed, "
                f"{report['dataset']['spec']}", fontsize=9)

@@ -3,12 +3,15 @@
 - DualEncoder: a model dir's exported mention tower (mel.towers) and an index of its entity
   vectors (mel.retrieval); the index must come from that model (kind, step, entity table).
 - AliasTableSystem: the alias-table baseline (mel.evaluation.alias_table).
+- Reranked ("<base> +CA", paper Sec. 5.5.2): a dual encoder's ranked predictions with its top K
+  re-scored by a cross-attention reranker (mel.towers.Reranker, a model.kind CA model dir).
 
 A system has a name, describe() (what produced its figures, for the report), retrieve(queries,
 k) and known(gold) (how many gold entities it can return at all). A system with scores (the
 dual encoder) also has `index`, encode(queries) and search(vectors, k): the NIL evaluation
 (mel.evaluation.nil) encodes the queries once and searches the index twice, as it is and without
-the removed entities (top1_without).
+the removed entities (top1_without). A Reranked system has `base` (its dual encoder) and
+rerank(queries, predictions): it reorders the predictions its base made, searching nothing.
 """
 import os
 from typing import List, Optional, Sequence, Tuple
@@ -67,6 +70,99 @@ class DualEncoder:
     ids = set(self.index.live_ids())
     return sum(1 for g in gold if g in ids)
 
+  def texts(self):
+    """What the index's rows are: texts_of(ids) -> {entity id: text} (the knowledge base's
+    live entities, or the model's entities.tsv for an --index given)."""
+    if self.kb is not None:
+      return self.kb.entities
+    from mel.model_dir import ModelDir
+    from mel.retrieval.kb import EntityTexts
+    return EntityTexts(ModelDir(self.model_dir).entities, self.index.ids)
+
+
+RERANK_CHUNK = 1024   # queries whose pairs are built and scored at once (bounds the strings held)
+
+
+class Reranked:
+  """"<base> +CA": base's ranked predictions, the first `top` reordered by a reranker's logits.
+
+  Each query's (doc_title, left_context, mention, right_context) is paired with the texts of its
+  top `top` entities as base's index rows give them (DualEncoder.texts); the pairs are scored
+  by the reranker (mel.towers.Reranker, max_batch pairs per call), the top is sorted by logit
+  (ties keep base's order) and base's ranks after it follow unchanged: R@k for k >= top is
+  base's, R@1 moves.
+  """
+
+  def __init__(self, base: DualEncoder, reranker_dir: str, top: int = 5,
+               progress: bool = True):
+    from mel import towers
+    if top < 1:
+      raise ValueError(f"--rerank_top must be 1 or more, got {top}")
+    self.base, self.top, self.progress = base, int(top), progress
+    self.name = f"{base.name} +CA"
+    self.reranker_dir = reranker_dir
+    self.reranker = towers.reranker(reranker_dir)   # ValueError unless a model.kind CA dir
+
+  def describe(self) -> dict:
+    manifest = self.reranker.manifest
+    return {"kind": "reranked", "base_system": self.base.name,
+            "reranker_dir": os.path.abspath(self.reranker_dir),
+            "reranker_step": manifest.get("step"), "reranker_loss": manifest.get("loss"),
+            "reranker_probability": manifest.get("probability"), "rerank_top": self.top,
+            "candidate_texts": f"{self.base.name}'s index rows (its entity texts)",
+            "order": "reranker logit over the base's top rerank_top (ties: the base's order), "
+                     "then the base's ranks unchanged"}
+
+  def known(self, gold: Sequence[str]) -> int:
+    return self.base.known(gold)
+
+  def logits(self, queries: Sequence[Query], predictions: Sequence[Sequence[str]], texts=None,
+             desc: str = "reranking") -> List[np.ndarray]:
+    """[Q] float32 [min(top, len(predictions[q]))]: the reranker's logit of each query with each
+    of its first `top` entities (texts: base.texts() unless given)."""
+    from tqdm import tqdm
+    texts = texts if texts is not None else self.base.texts()
+    out: List[np.ndarray] = []
+    with tqdm(total=len(queries), desc=f"{self.name}: {desc}", unit="query", mininterval=5,
+              disable=not self.progress) as bar:
+      for start in range(0, len(queries), RERANK_CHUNK):
+        chunk = list(zip(queries[start:start + RERANK_CHUNK],
+                         predictions[start:start + RERANK_CHUNK]))
+        known = texts.texts_of({e for _, p in chunk for e in p[:self.top]})
+        pairs = [(q, known.get(e, "")) for q, p in chunk for e in p[:self.top]]
+        logits = self.reranker([q.doc_title for q, _ in pairs], [q.left_context for q, _ in pairs],
+                               [q.mention for q, _ in pairs], [q.right_context for q, _ in pairs],
+                               [t for _, t in pairs])
+        at = 0
+        for _, p in chunk:
+          n = min(self.top, len(p))
+          out.append(np.asarray(logits[at:at + n], np.float32))
+          at += n
+        bar.update(len(chunk))
+    return out
+
+  def rerank(self, queries: Sequence[Query], predictions: Sequence[Sequence[str]]
+             ) -> List[List[str]]:
+    """base's predictions [Q][k] -> this system's [Q][k] (see the class docstring)."""
+    return rerank_predictions(predictions, self.logits(queries, predictions), self.top)
+
+  def retrieve(self, queries: Sequence[Query], k: int) -> List[List[str]]:
+    return self.rerank(queries, self.base.retrieve(queries, max(k, self.top)))
+
+
+def rerank_predictions(predictions: Sequence[Sequence[str]], logits: Sequence[np.ndarray],
+                       top: int) -> List[List[str]]:
+  """Each query's first `top` predictions sorted by logit, best first (ties keep their order),
+  then the rest as they were. logits[q] has one value per prediction in the first `top`."""
+  out = []
+  for ranked, scores in zip(predictions, logits):
+    head = list(ranked[:top])
+    if len(scores) != len(head):
+      raise ValueError(f"{len(scores)} logits for {len(head)} candidates")
+    order = sorted(range(len(head)), key=lambda i: (-float(scores[i]), i))
+    out.append([head[i] for i in order] + list(ranked[top:]))
+  return out
+
 
 class AliasTableSystem:
   """The alias-table baseline (mel.evaluation.alias_table.AliasTable) as a system."""
@@ -112,6 +208,19 @@ def top1_without(index, vectors: np.ndarray, dead_rows: Sequence[int]
     ids.extend(next(names) if f else None for f in found.tolist())
     cosines[start:start + len(rows)] = np.where(found, scores[:, 0], -np.inf)
   return ids, cosines
+
+
+def topk_without(index, vectors: np.ndarray, dead_rows: Sequence[int], k: int
+                 ) -> List[List[str]]:
+  """[Q][<=k] entity ids, best first, searching index without its dead rows (as top1_without):
+  the candidates a Reranked system reorders when the removed entities are out of the KB."""
+  from mel.retrieval.masked import MaskedIndex
+  masked = MaskedIndex(index, dead_rows)
+  out: List[List[str]] = []
+  for start in range(0, len(vectors), SEARCH_BATCH):
+    ids, _ = masked.search_ids(vectors[start:start + SEARCH_BATCH], k)
+    out.extend(list(row) for row in ids)
+  return out
 
 
 def full_top1_without(index, vectors: np.ndarray, dead_rows: Sequence[int],

@@ -6,7 +6,7 @@
     inputs         checks of languages, spans and top_k
     entities       the entity table by index row
     results        Candidate, LinkedMention
-    loading        a model directory's serving parts (local, or gs:// via model_cache)
-    linker         the Linker, mel.link and mel.load
+    loading        a model directory's serving parts (local, or gs:// via model_cache); a reranker
+    linker         the Linker, mel.link and mel.load; full mode reranked by a reranker (+CA)
     cli            `mel link`;  build_dictionary: `mel dictionary`
 """

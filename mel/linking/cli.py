@@ -3,6 +3,7 @@
     mel link -i [--fast] [--lang en] [--model_dir DIR]       type text, see linked mentions
     mel link --text "..." --lang vi [--fast]                  one text
     mel link --input docs.jsonl [--output out.jsonl] [--lang en] [--fast]
+    ... [--reranker CA_DIR [--rerank_top 5]]                  full mode reranked (+CA)
 
 The model directory comes from --model_dir or $MEL_MODEL_DIR (see mel.linking.linker). Batch input is
 one JSON object per line: {"text": ..., "lang": ... (else --lang), "title": ..., "spans":
@@ -14,6 +15,12 @@ language code, bad spans). Exit status: 0 ok, 1 if any line failed or the model 
 `:reload` serves the knowledge base's newest generation (`mel kb`), `:quit` (or end of input)
 leaves; it prints each mode's NIL threshold and where it came from first (the model's
 nil.json, the default, or --threshold).
+
+--reranker DIR (a model dir trained with model.kind CA) re-scores full mode's first
+--rerank_top candidates per mention with the cross-attention reranker (mel.linking.linker):
+the score is then its probability, sigmoid(logit), and NIL is below its threshold (the
+model's nil.json "rerank", chosen by `mel evaluate --reranker DIR --nil_fraction F
+--save_threshold`, else 0.5). --fast never reranks.
 
 Languages: any well-formed code (a Wikipedia code such as en, zh-yue, simple, or a BCP-47 tag
 such as gsw, pt-br) is linked; one outside the model's pretraining languages (the 104 mBERT
@@ -53,19 +60,20 @@ def format_mentions(text: str, mentions, threshold: float) -> str:
     lp = "" if m.link_prob is None else f", link prob {m.link_prob:.2f}"
     if m.is_nil:
       best = m.candidates[0] if m.candidates else None
-      why = (f"best {best.entity_id} score {best.score:.2f} < threshold {threshold:.2f}"
+      why = (f"best {best.entity_id} score {m.score:.2f} < threshold {threshold:.2f}"
              if best else "no candidates")
       lines.append(f"  {n}. {m.text} [{m.start}:{m.end}] -> NIL ({why}{lp})")
     else:
       top = m.candidates[0]
       qid = f" {m.qid}" if m.qid and m.qid != m.entity_id else ""
+      ca = "" if top.rerank is None else f", full-mode score {top.score:.2f}"
       lines.append(f"  {n}. {m.text} [{m.start}:{m.end}] -> {m.entity_id}{qid}  score "
-                   f"{m.score:.2f} (cosine {top.cosine:.2f}, prior {top.prior:.2f}{lp})")
+                   f"{m.score:.2f} (cosine {top.cosine:.2f}, prior {top.prior:.2f}{ca}{lp})")
       lines.append(f"       {_shorten(m.description)}")
     others = m.candidates[0 if m.is_nil else 1:]
     if others:
       lines.append("       candidates: " + " | ".join(
-          f"{c.entity_id} {c.score:.2f}" for c in others))
+          f"{c.entity_id} {c.score if c.rerank is None else c.rerank:.2f}" for c in others))
   return "\n".join(lines)
 
 
@@ -75,7 +83,8 @@ def _load(args):
                                 ("min_linked", args.min_linked)) if v is not None}
   if args.threshold is not None:
     options["threshold"] = args.threshold
-  return linker.load(args.model_dir, index=args.index, **options)
+  return linker.load(args.model_dir, index=args.index, reranker=args.reranker or None,
+                     rerank_top=args.rerank_top, **options)
 
 
 def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
@@ -84,6 +93,9 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
         f"text; :lang CODE, :fast, :full, :reload, :quit.", file=sys.stderr)
   print(f"mel link: NIL below score {lk.thresholds['full']:.3f} in full mode, cosine "
         f"{lk.thresholds['fast']:.3f} in fast mode ({lk.threshold_source})", file=sys.stderr)
+  if "rerank" in lk.thresholds:
+    print(f"mel link: full mode reranks its top {lk.rerank_top} with the reranker: NIL below "
+          f"probability {lk.thresholds['rerank']:.3f}", file=sys.stderr)
   if lk.kb_generation:
     print(f"mel link: knowledge base generation {lk.kb_generation} (`mel kb`); :reload serves "
           "a newer one", file=sys.stderr)
@@ -124,7 +136,7 @@ def interactive(lk, lang: str, fast: bool, top_k: int, title: str) -> int:
     except ValueError as e:
       print(f"  error: {e}", file=sys.stderr)
       continue
-    print(format_mentions(text, mentions, lk.thresholds["fast" if fast else "full"]),
+    print(format_mentions(text, mentions, lk.thresholds[lk.mode(fast)]),
           flush=True)
 
 
@@ -220,10 +232,15 @@ def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:
   flags.model_dir(p, required=False, default=None,
                   help="model directory (default: $MEL_MODEL_DIR)")
   p.add_argument("--index", default=None, help="index directory (default: MODEL_DIR/index)")
+  p.add_argument("--reranker", default="",
+                 help="a cross-attention reranker's model dir (model.kind CA): full mode "
+                 "re-scores its top --rerank_top candidates with it")
+  p.add_argument("--rerank_top", type=int, default=5,
+                 help="candidates per mention the reranker re-scores (default 5)")
   flags.no_progress(p)
   try:
     args = p.parse_args(argv)
-    flags.require_positive(p, args, "top_k")
+    flags.require_positive(p, args, "top_k", "rerank_top")
   except SystemExit as e:
     return int(e.code or 0)
   if (args.interactive or args.text is not None) and not args.lang:
@@ -269,7 +286,7 @@ def _run(args) -> int:
       print(f"mel link: {e}", file=sys.stderr)
       return 1
     print(format_mentions(args.text, mentions,
-                          lk.thresholds["fast" if args.fast else "full"]))
+                          lk.thresholds[lk.mode(args.fast)]))
     return 0
   failed = batch(lk, args.input, args.output, args.lang, args.fast, args.top_k,
                  not args.no_progress)

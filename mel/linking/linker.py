@@ -24,6 +24,17 @@ searched.
   P(entity | text) (SurfaceDictionary.prior: the language's anchors, else all languages'; 0
   for texts or entities no language has seen, so caller spans of unseen text score as in fast
   mode). Accuracy of both modes on the demo model: README "Linking" (bench/link_accuracy.py).
+- **Reranking** (`mel.load(path, reranker=DIR, rerank_top=5)`, `mel link --reranker DIR`; full
+  mode only): after full mode's ranking, the first `rerank_top` candidates of every mention of
+  a batch are re-scored in one call by a cross-attention reranker (mel.towers.Reranker, a model
+  dir trained with model.kind CA, loaded once; Linker.reload keeps it): each pair is the
+  mention with its title and contexts and the candidate's entity text. They are re-ordered by
+  the reranker's logit (ties keep full mode's order), the rest follow as full mode ranked
+  them; Candidate.rerank holds sigmoid(logit) of the re-scored ones (score, cosine and prior
+  stay full mode's), and LinkedMention.score is the best one's, the reranker's probability of
+  the link. For a reranker trained with the softmax loss (its manifest has no "probability")
+  sigmoid(logit) still ranks the same but is uncalibrated: its 0.5 means nothing in
+  particular, choose a threshold with `mel evaluate --reranker`. Fast mode never reranks.
 - **NIL.** A mention whose best candidate scores below the mode's threshold is kept with
   entity_id None (NIL) and its candidates listed, so callers see what was rejected;
   `LinkedMention.is_nil`. Each mode has its own threshold, on its own score (fast: the cosine;
@@ -31,9 +42,13 @@ searched.
   evaluate --nil_fraction F --save_threshold` takes gold entities out of the index, picks for
   each mode the score that best separates their mentions from the rest, and writes both to
   <model_dir>/nil.json (mel.nil_threshold), which load() reads when no threshold is given;
-  without one, DEFAULT_THRESHOLD for both. A `threshold` given applies to either mode's score.
-  `Linker.thresholds` holds them, `Linker.threshold_source` says where they came from
-  ("nil.json chosen on ...", "default" or "given").
+  without one, DEFAULT_THRESHOLD for both. With a reranker, full mode is NIL when the
+  reranker's probability is below thresholds["rerank"]: nil.json's "rerank" threshold when `mel
+  evaluate --reranker DIR --save_threshold` chose it for this reranker (mel.nil_threshold; on
+  the reranked top K of the dual encoder's cosine ranking, which full mode's prior reorders a
+  little), else DEFAULT_RERANK_THRESHOLD (0.5, the bce reranker's even odds). A `threshold` given
+  applies to every mode's score. `Linker.thresholds` holds them, `Linker.threshold_source` says
+  where they came from ("nil.json chosen on ...", "default" or "given").
 
 **Languages.** Any well-formed language code is linked (a Wikipedia code such as en, zh-yue,
 be-tarask, simple, or a BCP-47 tag such as gsw, pt-br): the tokenizer reads any script. The
@@ -58,7 +73,7 @@ from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from mel import languages, nil_threshold, scoring
+from mel import languages, nil_threshold, scoring, towers
 from mel.linking import inputs, loading, model_cache
 from mel.linking.dictionary import SurfaceDictionary
 from mel.linking.loading import ENV_MODEL_DIR, ModelNotFoundError, resolve_model_dir  # noqa: F401
@@ -77,6 +92,8 @@ DEFAULT_THRESHOLD = 0.8
 DEFAULT_PRIOR_WEIGHT = scoring.PRIOR_WEIGHT
 CONTEXT_CHARS = 256       # the mining pipeline's context_chars: what the tower saw in training
 MAX_BATCH = 128
+DEFAULT_RERANK_TOP = 5           # candidates the reranker re-scores per mention (the paper's)
+DEFAULT_RERANK_THRESHOLD = 0.5   # NIL below this reranker probability without a chosen one
 
 
 class Linker:
@@ -94,6 +111,9 @@ class Linker:
   min_link_prob / min_linked: the spotter's thresholds (mel.linking.spotter).
   tokenizer: the export manifest's "tokenizer" ("wordpiece" or "e5"); its pretraining
   languages (`languages`) are those linked without an UnseenLanguageWarning.
+  reranker: callable (titles, lefts, mentions, rights, descriptions: lists of str) -> float32
+  logits [N], a mel.towers.Reranker (None: no reranking); rerank_top: the candidates of full
+  mode it re-scores per mention.
   """
 
   MEMO_SIZE = 100_000   # entity vectors kept from the entity tower
@@ -104,9 +124,12 @@ class Linker:
                min_link_prob: float = DEFAULT_MIN_LINK_PROB,
                min_linked: int = DEFAULT_MIN_LINKED, context_chars: int = CONTEXT_CHARS,
                max_batch: int = MAX_BATCH, window: int = 20_000, model_dir: str = "",
-               tokenizer: str = "wordpiece", kb=None):
+               tokenizer: str = "wordpiece", kb=None, reranker=None,
+               rerank_top: int = DEFAULT_RERANK_TOP):
     if max_batch < 1 or context_chars < 0:
       raise ValueError("max_batch must be >= 1 and context_chars >= 0")
+    if rerank_top < 1:
+      raise ValueError(f"rerank_top must be >= 1, got {rerank_top}")
     self.tokenizer = tokenizer
     self.languages = languages.pretraining_languages(tokenizer)
     self.encoder = encoder
@@ -114,6 +137,10 @@ class Linker:
     self._served = self._serve(index, entities, dictionary, kb)
     given = DEFAULT_THRESHOLD if threshold is None else float(threshold)
     self.thresholds = {"fast": given, "full": given}   # NIL below these scores, per mode
+    self.reranker = reranker
+    self.rerank_top = int(rerank_top)
+    if reranker is not None:
+      self.thresholds["rerank"] = DEFAULT_RERANK_THRESHOLD if threshold is None else given
     self.threshold_source = "default" if threshold is None else "given"
     self.prior_weight = float(prior_weight)
     self.context_chars = int(context_chars)
@@ -148,7 +175,7 @@ class Linker:
     """Serves the knowledge base's current generation (`mel kb` commits them) if it is newer
     than the one loaded: index, entity texts and the dictionary (which gains the added
     entities' names) are read, then swapped in at once; calls in progress finish on the old
-    one. Returns whether anything changed. The towers are not reloaded."""
+    one. Returns whether anything changed. The towers and the reranker are not reloaded."""
     if self._trained_dictionary is None or self.kb is None:
       raise ValueError("reload needs a Linker loaded from a model directory's knowledge base "
                        "(mel.load(path), without index=)")
@@ -177,8 +204,7 @@ class Linker:
       raise TypeError(f"title must be str, got {type(title).__name__}")
     lang = inputs.check_language(lang, self.languages)
     top_k = inputs.check_top_k(top_k)
-    threshold = (self.thresholds["fast" if fast else "full"] if threshold is None
-                 else float(threshold))
+    threshold = (self.thresholds[self.mode(fast)] if threshold is None else float(threshold))
     if spans is not None:
       checked = inputs.check_spans(text, spans)   # errors before any work, also for empty text
       spots = (Spot(a, b, text[a:b], normalize_surface(text[a:b]), None, 0)
@@ -197,12 +223,17 @@ class Linker:
     if batch:
       yield from self._link_batch(served, text, lang, batch, title, top_k, fast, threshold)
 
+  def mode(self, fast: bool) -> str:
+    """The key of `thresholds` a link call compares: "fast", "full", or "rerank" (full mode
+    with a reranker)."""
+    return "fast" if fast else ("full" if self.reranker is None else "rerank")
+
   def _link_batch(self, served, text, lang, spots, title, top_k, fast, threshold):
     c = self.context_chars
-    vectors = self.encoder([title] * len(spots),
-                           [text[max(0, s.start - c):s.start] for s in spots],
-                           [s.text for s in spots],
-                           [text[s.end:s.end + c] for s in spots])
+    lefts = [text[max(0, s.start - c):s.start] for s in spots]
+    mentions = [s.text for s in spots]
+    rights = [text[s.end:s.end + c] for s in spots]
+    vectors = self.encoder([title] * len(spots), lefts, mentions, rights)
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.shape != (len(spots), served.index.dimension):
       raise ValueError(f"the mention encoder returned shape {vectors.shape}, expected "
@@ -220,6 +251,7 @@ class Linker:
     ids = [[next(flat) for _ in range(n)] for n in valid.sum(axis=1).tolist()]
     extra = {} if fast else self._score_missing(served, vectors, ids, priors)
     w = self.prior_weight
+    ranked = []
     for k, spot in enumerate(spots):
       prior = priors[k]
       # (score, cosine, prior, entity id, index row or description)
@@ -229,17 +261,47 @@ class Linker:
                  for e, (cos, description) in extra.get(k, {}).items()]
       if not fast:
         scored.sort(key=lambda x: scoring.rank_key(x[0], x[3]))
+      ranked.append(scored)
+    reranking = self.reranker is not None and not fast
+    reranked = (self._rerank(served, title, lefts, mentions, rights, ranked) if reranking
+                else [[]] * len(spots))
+    for k, spot in enumerate(spots):
+      probabilities = reranked[k]
       candidates = tuple(
           Candidate(e, _qid(served.kb, e), float(score), float(cos), float(p),
-                    where if isinstance(where, str) else served.entities[where][1])
-          for score, cos, p, e, where in scored[:top_k])
+                    _text(served, where), probabilities[i] if i < len(probabilities) else None)
+          for i, (score, cos, p, e, where) in enumerate(ranked[k][:top_k]))
       best = candidates[0] if candidates else None
-      linked = best is not None and best.score >= threshold
+      best_score = float("-inf") if best is None else (best.rerank if reranking else best.score)
+      linked = best is not None and best_score >= threshold
       yield LinkedMention(
           spot.start, spot.end, spot.text,
           best.entity_id if linked else None, best.qid if linked else None,
-          best.score if best else float("-inf"), best.description if linked else None,
-          candidates, spot.link_prob)
+          best_score, best.description if linked else None, candidates, spot.link_prob)
+
+  def _rerank(self, served, title, lefts, mentions, rights, ranked) -> List[List[float]]:
+    """Re-orders each mention's first rerank_top candidates (ranked[k], in place) by the
+    reranker's logit, all mentions' pairs in one call; [mention] their probabilities
+    (sigmoid(logit)), in the new order."""
+    pairs = [(k, i) for k, scored in enumerate(ranked)
+             for i in range(min(self.rerank_top, len(scored)))]
+    if not pairs:
+      return [[] for _ in ranked]
+    logits = np.asarray(self.reranker(
+        [title] * len(pairs), [lefts[k] for k, _ in pairs], [mentions[k] for k, _ in pairs],
+        [rights[k] for k, _ in pairs], [_text(served, ranked[k][i][4]) for k, i in pairs]),
+        dtype=np.float64)
+    if logits.shape != (len(pairs),):
+      raise ValueError(f"the reranker returned shape {logits.shape} for {len(pairs)} pairs")
+    out, at = [], 0
+    for scored in ranked:
+      n = min(self.rerank_top, len(scored))
+      mine = logits[at:at + n]
+      at += n
+      order = sorted(range(n), key=lambda i: (-mine[i], i))   # ties: full mode's order
+      scored[:n] = [scored[i] for i in order]
+      out.append([float(p) for p in towers.probability(mine[order])])
+    return out
 
   def _score_missing(self, served, vectors, ids, priors
                      ) -> Dict[int, Dict[str, Tuple[float, str]]]:
@@ -273,6 +335,11 @@ class Linker:
 
 
 
+def _text(served, where) -> str:
+  """A candidate's entity text: an index row's (served.entities) or the description given."""
+  return where if isinstance(where, str) else served.entities[where][1]
+
+
 def _qid(kb, entity_id: str) -> str:
   """The QID an added entity was given, else the one its id is."""
   given = kb.qid_of(entity_id) if kb is not None else None
@@ -296,7 +363,8 @@ class Served(NamedTuple):
 
 def load(path: Optional[str] = None, *, index: Optional[str] = None,
          dictionary: Optional[str] = None, cache_dir: Optional[str] = None,
-         verify: bool = True, **options) -> Linker:
+         verify: bool = True, reranker: Optional[str] = None,
+         rerank_top: int = DEFAULT_RERANK_TOP, **options) -> Linker:
   """A Linker for a model directory (local or gs://); path defaults to $MEL_MODEL_DIR.
 
   What is searched is the model's knowledge base as it is now (mel.retrieval.kb: index/ and the
@@ -305,19 +373,32 @@ def load(path: Optional[str] = None, *, index: Optional[str] = None,
   checks every index and dictionary file's sha256 (always done for gs:// fetches). options go
   to Linker (threshold, prior_weight, min_link_prob, min_linked, max_batch, ...); without a
   threshold, the model's nil.json gives it when there is one (mel.nil_threshold).
+  reranker: a local model dir trained with model.kind CA (loading.read_reranker: ValueError
+  for another kind, ModelNotFoundError naming what is missing); full mode then reranks its
+  first rerank_top candidates (module docstring).
   """
   path = resolve_model_dir(path)
+  scorer = loading.read_reranker(reranker) if reranker else None
   parts = loading.read_parts(path, index, dictionary, cache_dir, verify)
   chosen = _chosen_threshold(path, cache_dir) if options.get("threshold") is None else None
   linker = Linker(parts.encoder, parts.index, parts.entities, parts.dictionary,
                   entity_encoder=parts.entity_encoder, entity_input=parts.entity_input,
-                  model_dir=path, tokenizer=parts.tokenizer, kb=parts.kb, **options)
+                  model_dir=path, tokenizer=parts.tokenizer, kb=parts.kb, reranker=scorer,
+                  rerank_top=rerank_top, **options)
   linker.fetch_stats = parts.fetch_stats
   linker._trained_dictionary = parts.trained_dictionary
   linker._verify = verify
   if chosen is not None:
     linker.thresholds.update(nil_threshold.thresholds(chosen, linker.prior_weight))
     linker.threshold_source = nil_threshold.describe(chosen)
+  if scorer is not None and options.get("threshold") is None:
+    rerank = nil_threshold.rerank_threshold(chosen, scorer.manifest) if chosen else None
+    if rerank is not None:
+      linker.thresholds["rerank"] = rerank
+    else:
+      linker.threshold_source += (f"; rerank: default {DEFAULT_RERANK_THRESHOLD}"
+                                  + ("" if scorer.gives_probability else
+                                     " (a softmax-trained reranker: uncalibrated)"))
   return linker
 
 

@@ -14,6 +14,10 @@ gs:// directories are fetched by mel.linking.model_cache, then read from local d
 verified (every index and dictionary file against its manifest's sha256, entities.tsv against
 the checksum the index recorded); a cached copy that fails is fetched again once.
 
+A reranker (`mel.load(path, reranker=DIR)`) is read by read_reranker from a local model dir
+trained with model.kind CA: its export/manifest.json and export/reranker/ (its SavedModel,
+loaded and run once on an empty pair, so that a broken export fails at load).
+
 The export manifest's "tokenizer" ("wordpiece" for mBERT-style towers, also when the key is
 absent; "e5" for multilingual-e5 towers) names the model's pretraining languages
 (mel.languages.pretraining_languages); any other value is an error naming it.
@@ -105,6 +109,23 @@ def read_parts(path: str, index: Optional[str] = None, dictionary: Optional[str]
   directory = ModelDir(path)
   return _read_local(path, index or directory.index, dictionary or directory.dictionary,
                      verify=verify, index_given=index is not None)
+
+
+def read_reranker(path: str) -> towers.Reranker:
+  """The reranker of model dir path (model.kind CA), loaded; ModelNotFoundError naming what is
+  missing, ValueError (mel.towers.reranker) for a model dir of another kind."""
+  if path.startswith("gs://"):
+    raise ModelNotFoundError(f"reranker {path}: a reranker is read from a local directory; "
+                             "copy it first (gsutil -m cp -r)")
+  if not os.path.isdir(path):
+    raise ModelNotFoundError(f"reranker {path}: no such model directory")
+  directory = ModelDir(path)
+  how = "train a reranker with `mel train` (model.kind: CA)"
+  _require(directory.export_manifest, how)
+  scorer = towers.reranker(path)
+  _require(directory.reranker, how)
+  scorer([""], [""], [""], [""], [""])   # loads the SavedModel now: a broken export fails here
+  return scorer
 
 
 def _require(path: str, how: str) -> str:

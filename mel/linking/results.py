@@ -8,10 +8,13 @@ from typing import Optional, Tuple
 class Candidate:
   entity_id: str
   qid: str               # the QID, "" for an entity known only by its Wikipedia page
-  score: float           # what candidates are ranked by (cosine, + prior in full mode)
+  score: float           # the mode's score (cosine, + prior in full mode)
   cosine: float          # mention-entity cosine
   prior: float           # P(entity | mention text) from the dictionary (0 when unseen)
   description: str
+  rerank: Optional[float] = None   # the reranker's probability, sigmoid(logit), for the
+                                   # candidates it re-scored (full mode with a reranker: they
+                                   # are ranked by it); None otherwise
 
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
@@ -26,7 +29,8 @@ class LinkedMention:
   entity_id: Optional[str]    # None when the best candidate's cosine is below the threshold
   qid: Optional[str]          # QID, "" for page-only entities, None for NIL
   score: float                # the best candidate's score (also for NIL: what was rejected;
-                              # -inf when the index returned no candidate)
+                              # -inf when the index returned no candidate); with a reranker
+                              # (full mode), its probability: the best candidate's `rerank`
   description: Optional[str]  # the entity's description (None for NIL)
   candidates: Tuple[Candidate, ...]   # top_k, best first
   link_prob: Optional[float]  # the spotter's link probability (None for caller spans)
