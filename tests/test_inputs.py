@@ -118,8 +118,8 @@ def test_entity_layout(tokenizer):
 
 def test_all_shipped_configs_load():
   names = sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".yaml"))
-  assert names == ["demo_cpu.yaml", "demo_e5.yaml", "model_e.yaml", "model_f.yaml",
-                   "model_f_plus.yaml"]
+  assert names == ["demo_cpu.yaml", "demo_e5.yaml", "demo_reranker.yaml", "model_ca.yaml",
+                   "model_e.yaml", "model_f.yaml", "model_f_plus.yaml"]
   loaded = {n: configs.load(os.path.join(ROOT, "configs", n)) for n in names}
   for name in ("model_e.yaml", "model_f.yaml", "model_f_plus.yaml"):   # paper values (App. B)
     c = loaded[name]
