@@ -298,8 +298,10 @@ def run(args):
         docs = docs_all[:args.base_docs]
       else:
         raise SystemExit(f"unknown config {name!r} (demo, base or e5)")
-      flops = train_step.tower_flops(enc, SEQ, dim, pooling, projection)
-      shape = (TOWER_BATCH * SEQ, enc.hidden_size, enc.intermediate_size)
+      # the pieces the exported tower reads (the demo model: 32; the random ones: SEQ)
+      seq = int(ModelDir(model_dir).read_export_manifest().get("max_seq_length", SEQ))
+      flops = train_step.tower_flops(enc, seq, dim, pooling, projection)
+      shape = (TOWER_BATCH * seq, enc.hidden_size, enc.intermediate_size)
       mm = [train_step.matmul_gflops(tf, *shape, tf.float32)]
       started = time.perf_counter()
       linker = L.load(model_dir)

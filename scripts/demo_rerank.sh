@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The cross-attention reranker ("+CA", paper Sec. 5.5.2) and its distillation into the dual
-# encoder, on the demo's outputs: run after scripts/demo.sh (a second command: it adds about
-# 25 minutes on 2 cores, which the demo's budget does not hold; README "Reranking").
+# encoder, on the demo's outputs: run after scripts/demo.sh (a second command: about an hour on
+# 2 cores, the reranker's training 24 min of it, which the demo's budget does not hold; README
+# "Reranking (+CA) and distillation").
 #   1. trains the reranker from e5's 12 layers (configs/demo_reranker.yaml) on the dual
 #      encoder's hard negatives (out/models/demo_f/negatives_round1) + random entities;
 #   2. distils it into the dual encoder: `mel rounds` with rounds.distill_from mines round 1's
@@ -52,6 +53,8 @@ $MEL evaluate --model_dir out/models/e5_off_the_shelf --name "e5 off the shelf" 
 cat out/eval/rerank_e5/evaluation.md
 
 echo "== 4/4 linking with the reranker; its cost =="
+[ -d out/models/demo_f/round1/dictionary ] ||   # scripts/demo.sh builds it (stage 10)
+  $MEL dictionary --mining_dir out/mining --output out/models/demo_f/round1/dictionary
 MEL_MODEL_DIR=out/models/demo_f/round1 $MEL link --reranker out/models/demo_reranker \
   --input scripts/link_examples.jsonl --output out/linked_examples_rerank.jsonl --no_progress
 .venv/bin/python bench/link.py --model_dir out/models/demo_f/round1 \
