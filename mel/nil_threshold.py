@@ -116,8 +116,7 @@ def read(model_dir: str, export_manifest: dict) -> Optional[dict]:
     raise ValueError(f"{path}: no 'model' object (the export it was chosen for)")
   chosen_for, exported = model_of(content["model"]), model_of(export_manifest)
   if chosen_for != exported:
-    differ = ", ".join(f"{k} {chosen_for[k]!r} -> {exported[k]!r}" for k in MODEL_KEYS
-                       if chosen_for[k] != exported[k])
+    differ = _differences(chosen_for, exported)
     warnings.warn(f"{path} is stale: it was chosen for another export of the model ({differ}); "
                   f"ignored. Choose the threshold again with `{RECHOOSE}`",
                   StaleThresholdWarning, stacklevel=2)
@@ -132,6 +131,12 @@ def read(model_dir: str, export_manifest: dict) -> Optional[dict]:
                              or not isinstance(rerank.get("reranker"), dict)):
     raise ValueError(f"{path}: 'rerank' must hold a finite threshold and its 'reranker'")
   return content
+
+
+def _differences(chosen_for: dict, now: dict) -> str:
+  """"key old -> new, ..." for the keys whose values differ."""
+  return ", ".join(f"{k} {chosen_for[k]!r} -> {now[k]!r}" for k in chosen_for
+                   if chosen_for[k] != now[k])
 
 
 def _finite(value) -> bool:
@@ -164,8 +169,7 @@ def rerank_threshold(content: dict, reranker_manifest: dict) -> Optional[float]:
   chosen_for = {key: rerank["reranker"].get(key) for key in RERANKER_KEYS}
   loaded = {key: reranker_manifest.get(key) for key in RERANKER_KEYS}
   if chosen_for != loaded:
-    differ = ", ".join(f"{k} {chosen_for[k]!r} -> {loaded[k]!r}" for k in RERANKER_KEYS
-                       if chosen_for[k] != loaded[k])
+    differ = _differences(chosen_for, loaded)
     warnings.warn(f"nil.json's rerank threshold was chosen for another reranker ({differ}); "
                   f"ignored. Choose it again with `{RECHOOSE} --reranker DIR`",
                   StaleThresholdWarning, stacklevel=2)

@@ -77,6 +77,22 @@ def mini_model(mini_mining, mini_vocab, tmp_path_factory):
   return model_dir, result
 
 
+def write_negatives(mining_dir, path, k=3) -> int:
+  """MentionWithNegatives records of a mining run's training mentions: each with k other
+  entities (odd mentions k - 1, so a batch holds padding). Returns the number written."""
+  import tensorflow as tf
+  from mel import records, schema
+  entity_ids = sorted(e.entity_id for e in records.read_output(str(mining_dir), records.ENTITIES))
+  mentions = list(records.read_output(str(mining_dir), records.MENTIONS_TRAIN))
+  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+    for n, m in enumerate(mentions):
+      others = [e for e in entity_ids[n % 50:n % 50 + k + 1] if e != m.entity_id][:k - n % 2]
+      fields = {name: getattr(m, name) for name in schema.Mention.FIELDS}
+      writer.write(schema.MentionWithNegatives(**fields, negative_ids=tuple(others))
+                   .to_example_bytes())
+  return len(mentions)
+
+
 RERANKER_OVERRIDES = {"model.kind": "CA", "data.random_negatives_per_mention": 3,
                       "train.entity_entity_task": "false", "data.batch_size": 8,
                       "train.steps": 60, "train.checkpoint_every": 60}

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import DEMO_CONFIG, RERANKER_OVERRIDES, run_module, train_overrides
-from mel import entity_table, records, schema, towers
+from conftest import (DEMO_CONFIG, RERANKER_OVERRIDES, run_module, train_overrides,
+                      write_negatives)
+from mel import entity_table, towers
 from mel.model_dir import ModelDir
 from mel.modeling import losses
 from mel.modeling.cross_encoder import CrossEncoder
@@ -188,24 +189,10 @@ def test_a_dual_encoder_is_not_a_reranker(tmp_path):
     towers.reranker(str(tmp_path))
 
 
-def _write_negatives(mining_dir, path, k=3):
-  """MentionWithNegatives records: each training mention with up to k other entities, the
-  gold repeated among them for every third mention (masked as a repeat)."""
-  entity_ids = sorted(e.entity_id for e in records.read_output(str(mining_dir), records.ENTITIES))
-  mentions = list(records.read_output(str(mining_dir), records.MENTIONS_TRAIN))
-  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-    for n, m in enumerate(mentions):
-      others = [e for e in entity_ids[n % 50:n % 50 + k + 1] if e != m.entity_id][:k - n % 2]
-      fields = {name: getattr(m, name) for name in schema.Mention.FIELDS}
-      writer.write(schema.MentionWithNegatives(**fields, negative_ids=tuple(others))
-                   .to_example_bytes())
-  return mentions
-
-
 @slow
 def test_candidate_batches(mini_mining, mini_vocab, tmp_path):
   negatives = tmp_path / "negatives-00000-of-00001.tfrecord.gz"
-  _write_negatives(mini_mining[0], negatives)
+  write_negatives(mini_mining[0], negatives)
   table = tmp_path / "entities.tsv"
   entity_table.write_from_mining(str(mini_mining[0]), str(table))
   config = configs.load(str(DEMO_CONFIG), train_overrides(mini_mining[0], mini_vocab, **{

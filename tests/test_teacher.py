@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import DEMO_CONFIG, mined_mention, run_module, train_overrides, write_mined
+from conftest import (DEMO_CONFIG, mined_mention, run_module, train_overrides, write_mined,
+                      write_negatives)
 from mel import entity_table, records, schema
 from mel.model_dir import ModelDir
 from mel.training import teacher
@@ -122,30 +123,12 @@ def test_the_command_reports_bad_inputs(fake_run, tmp_path, capsys):
 # the mini fixtures: the reranker's own scores, and a distilled round
 
 
-def _write_negatives(mining_dir, path, k=3):
-  """MentionWithNegatives records: each training mention with k other entities (as
-  test_train's helper: odd mentions get k - 1)."""
-  entity_ids = sorted(e.entity_id for e in records.read_output(str(mining_dir), records.ENTITIES))
-  mentions = list(records.read_output(str(mining_dir), records.MENTIONS_TRAIN))
-  write = [_negatives_of(m, [e for e in entity_ids[n % 50:n % 50 + k + 1]
-                             if e != m.entity_id][:k - n % 2])
-           for n, m in enumerate(mentions)]
-  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-    for record in write:
-      writer.write(record.to_example_bytes())
-
-
-def _negatives_of(m, negatives):
-  return schema.MentionWithNegatives(**{k: getattr(m, k) for k in schema.Mention.FIELDS},
-                                     negative_ids=tuple(negatives))
-
-
 @pytest.fixture(scope="module")
 def mini_teacher(mini_mining, mini_reranker, tmp_path_factory):
   """`mel teacher` with the mini reranker over 48 mentions' negatives: (output, result)."""
   work = tmp_path_factory.mktemp("teacher")
   negatives = work / "negatives-00000-of-00001.tfrecord.gz"
-  _write_negatives(mini_mining[0], negatives)
+  write_negatives(mini_mining[0], negatives)
   output = work / "teacher"
   result = run_module("mel", "teacher", "--reranker", mini_reranker[0], "--negatives",
                       negatives, "--output", output, "--per_mention", 2, "--max_mentions", 48,

@@ -19,8 +19,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from conftest import DEMO_CONFIG, run_module, train_overrides
-from mel import entity_table, records, schema
+from conftest import DEMO_CONFIG, run_module, train_overrides, write_negatives
+from mel import entity_table, records
 from mel.model_dir import ModelDir
 from mel.training import configs, export, tokenization, train, vocabulary
 from mel.training.inputs import TrainingInputs
@@ -173,23 +173,10 @@ def test_model_e_trains_and_exports_an_id_signature(mini_mining, mini_vocab, tmp
   assert not out[1].any()
 
 
-def _write_negatives(mining_dir, path, k=3):
-  """MentionWithNegatives records: each training mention with k other entities."""
-  entity_ids = sorted(e.entity_id for e in records.read_output(str(mining_dir), records.ENTITIES))
-  mentions = list(records.read_output(str(mining_dir), records.MENTIONS_TRAIN))
-  with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-    for n, m in enumerate(mentions):
-      others = [e for e in entity_ids[n % 50:n % 50 + k + 1] if e != m.entity_id][:k - n % 2]
-      fields = {name: getattr(m, name) for name in schema.Mention.FIELDS}
-      writer.write(schema.MentionWithNegatives(**fields, negative_ids=tuple(others))
-                   .to_example_bytes())
-  return len(mentions)
-
-
 @slow
 def test_hard_negative_batches(mini_mining, mini_vocab, tmp_path):
   negatives = tmp_path / "negatives-00000-of-00001.tfrecord.gz"
-  _write_negatives(mini_mining[0], negatives)
+  write_negatives(mini_mining[0], negatives)
   table = tmp_path / "entities.tsv"
   entity_table.write_from_mining(str(mini_mining[0]), str(table))
   config = configs.load(DEMO, _overrides(mini_mining[0], mini_vocab, **{
@@ -210,7 +197,7 @@ def test_second_round_starts_from_the_first_and_trains_on_hard_negatives(
     trained, mini_mining, mini_vocab, tmp_path):
   first_dir, _ = trained
   negatives = tmp_path / "negatives-00000-of-00001.tfrecord.gz"
-  _write_negatives(mini_mining[0], negatives)
+  write_negatives(mini_mining[0], negatives)
   model_dir = tmp_path / "round1"
   result = _train(model_dir, _overrides(mini_mining[0], mini_vocab, **{
       "train.init_from_model_dir": first_dir, "train.steps": 20,

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from mel.modeling import losses
-from mel.modeling.text_tower import build_bert_encoder
+from mel.modeling.text_tower import build_bert_encoder, pool
 from mel.training import configs
 
 RERANKER_LOSSES = configs.RERANKER_LOSSES
@@ -44,12 +44,7 @@ class CrossEncoder(tf_keras.Model):
 
   def call(self, inputs, training=False):
     sequence = self.encoder(inputs, training=training)["sequence_output"]   # [N, L, H]
-    if self._pooling == "cls":
-      pooled = sequence[:, 0, :]                                           # [N, H]
-    else:
-      mask = tf.cast(inputs["input_mask"], sequence.dtype)[:, :, None]     # [N, L, 1]
-      pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(
-          tf.reduce_sum(mask, axis=1), 1.0)
+    pooled = pool(sequence, inputs["input_mask"], self._pooling)           # [N, H]
     # float32 out under any precision policy, as the towers' vectors
     return tf.cast(self.classifier(pooled)[:, 0], tf.float32)             # [N]
 

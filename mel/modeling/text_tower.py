@@ -48,6 +48,15 @@ def build_bert_encoder(config: configs.EncoderConfig,
       output_range=2 if cls_only else None)
 
 
+def pool(sequence, input_mask, pooling: str):
+  """[B, L, H] encoder output -> [B, H]: the [CLS] vector ("cls") or the mean over the real
+  pieces ("mean", input_mask int [B, L])."""
+  if pooling == "cls":
+    return sequence[:, 0, :]
+  mask = tf.cast(input_mask, sequence.dtype)[:, :, None]                  # [B, L, 1]
+  return tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
 @tf_keras.utils.register_keras_serializable(package="mel")
 class TextTower(tf_keras.Model):
   """Encodes a [B, L] input layout to float32 unit vectors [B, embedding_dim].
@@ -84,12 +93,7 @@ class TextTower(tf_keras.Model):
 
   def call(self, inputs, training=False):
     sequence = self.encoder(inputs, training=training)["sequence_output"]   # [B, L, H]
-    if self._pooling == "cls":
-      pooled = sequence[:, 0, :]                                           # [B, H]
-    else:
-      mask = tf.cast(inputs["input_mask"], sequence.dtype)[:, :, None]     # [B, L, 1]
-      pooled = tf.reduce_sum(sequence * mask, axis=1) / tf.maximum(
-          tf.reduce_sum(mask, axis=1), 1.0)                                # [B, H]
+    pooled = pool(sequence, inputs["input_mask"], self._pooling)           # [B, H]
     if self.projection is not None:
       pooled = self.projection(pooled)
     # float32 out under any precision policy: the logits, the softmax and the exported
