@@ -20,6 +20,7 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=["mel", "mel.*", "beam_pipelines",
                                                "beam_pipelines.*", "mewsli9", "mewsli9.*"]),
+    package_data={"mel.serving": ["page.html"]},
     install_requires=_requirements("requirements.txt"),
     extras_require={"test": _requirements("requirements-test.txt")},
     entry_points={"console_scripts": ["beam=beam_pipelines.cli:main", "mel=mel.cli:main"]},

@@ -13,6 +13,7 @@
     mel evaluate   --model_dir M ... --dataset holdout:GLOB   R@k by bin and language
     mel dictionary --mining_dir D --output M/dictionary    the spotter's surface forms
     mel link       -i | --text T | --input F --lang L      link text
+    mel serve      --model_dir M [--host H --port P]       link over HTTP (REL, NIF, a page)
 
 `mel STAGE --help` lists a stage's flags. Mining is `beam run extract_mentions` (a Beam job).
 """
@@ -34,6 +35,7 @@ STAGES = {
     "evaluate": ("mel.evaluation.evaluate", "R@k by frequency bin and language"),
     "dictionary": ("mel.linking.build_dictionary", "build the spotter's surface-form dictionary"),
     "link": ("mel.linking.cli", "link text to entities (interactive, one text, JSON lines)"),
+    "serve": ("mel.serving.cli", "an HTTP service: /v1/link, REL, NIF (GERBIL), a page"),
 }
 
 

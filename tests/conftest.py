@@ -77,6 +77,65 @@ def mini_model(mini_mining, mini_vocab, tmp_path_factory):
   return model_dir, result
 
 
+@pytest.fixture(scope="session")
+def mini_serving_dir(mini_model, mini_mining, tmp_path_factory):
+  """A serving directory: the mini model's export + entities, its index and dictionary."""
+  import shutil
+  source, _ = mini_model
+  target = tmp_path_factory.mktemp("serving") / "model"
+  target.mkdir()
+  shutil.copytree(source / "export", target / "export")
+  shutil.copy(source / "entities.tsv", target / "entities.tsv")
+  for module, *args in (
+      ("mel", "encode", "--model_dir", target, "--output", target / "embeddings"),
+      ("mel", "index", "--embeddings", target / "embeddings", "--output", target / "index"),
+      ("mel", "dictionary", "--mining_dir", mini_mining[0], "--output",
+       target / "dictionary", "--no_progress")):
+    result = run_module(module, *args)
+    assert result.returncode == 0, f"{module}: {result.stderr[-3000:]}"
+  return target
+
+
+# the mini mining output is small: the spotter needs looser thresholds than the defaults
+MINI_LINK_OPTIONS = {"min_linked": 1, "min_link_prob": 0.01}
+
+
+class RunningServer:
+  """A `mel serve` app on 127.0.0.1 (uvicorn in a thread of this process): url, service."""
+
+  def __init__(self, config, load=None):
+    import threading
+    import time
+    import uvicorn
+    from mel.serving import app, service
+    self.service = (service.Service(config) if load is None
+                    else service.Service(config, load=load))
+    self.server = uvicorn.Server(uvicorn.Config(app.create_app(self.service), host="127.0.0.1",
+                                                port=0, log_level="warning"))
+    self.thread = threading.Thread(target=self.server.run, daemon=True)
+    self.thread.start()
+    deadline = time.time() + 300
+    while not (self.server.started and self.service.status != "loading"):
+      assert time.time() < deadline and self.thread.is_alive(), "the server did not start"
+      time.sleep(0.02)
+    port = self.server.servers[0].sockets[0].getsockname()[1]
+    self.url = f"http://127.0.0.1:{port}"
+
+  def stop(self):
+    self.server.should_exit = True
+    self.thread.join(60)
+
+
+@pytest.fixture(scope="session")
+def mini_server(mini_serving_dir):
+  """`mel serve` of the mini model (MINI_LINK_OPTIONS), for the whole session: RunningServer."""
+  from mel.serving.service import ServeConfig
+  server = RunningServer(ServeConfig(model_dir=str(mini_serving_dir),
+                                     link_options=dict(MINI_LINK_OPTIONS)))
+  yield server
+  server.stop()
+
+
 def write_negatives(mining_dir, path, k=3) -> int:
   """MentionWithNegatives records of a mining run's training mentions: each with k other
   entities (odd mentions k - 1, so a batch holds padding). Returns the number written."""

@@ -25,18 +25,20 @@ STAGE_OF_PREFIX = {
     "mel.retrieval.negatives": "negatives",
     "mel.evaluation": "evaluation",
     "mel.linking": "linking",
+    "mel.serving": "serving",
     # entry points: the `mel` command, `python -m mel.train`, `mel.link` / `mel.load`
     "mel.cli": "entry", "mel.__main__": "entry", "mel.train": "entry",
 }
 # Data flows left to right: a module may import its own stage and the stages before it...
 ORDER = ("shared", "mining", "datasets", "training", "retrieval", "negatives", "evaluation",
-         "linking", "entry")
-# ...except that serving (evaluation, linking) imports no mining, training or negative mining,
-# the two are siblings, and the dataset tools import no Beam.
+         "linking", "serving", "entry")
+# ...except that serving (evaluation, linking, the HTTP service) imports no mining, training or
+# negative mining, evaluation and linking are siblings, and the dataset tools import no Beam.
 FORBIDDEN = {
     "datasets": {"mining"},
     "evaluation": {"mining", "training", "negatives"},
     "linking": {"mining", "training", "negatives", "datasets", "evaluation"},
+    "serving": {"mining", "training", "negatives", "datasets", "evaluation"},
 }
 # Third-party imports that belong to one stage only.
 BEAM_STAGES = {"mining", "retrieval"}   # apache_beam: the Beam jobs (beam_pipelines/)
@@ -150,7 +152,7 @@ def test_the_readme_layout_names_every_module():
       current = None
   missing = []
   for folder in ("mel/", "mel/wikipedia/", "beam_pipelines/", "mel/training/", "mel/modeling/",
-                 "mel/retrieval/", "mel/evaluation/", "mel/linking/", "mewsli9/"):
+                 "mel/retrieval/", "mel/evaluation/", "mel/linking/", "mel/serving/", "mewsli9/"):
     assert folder in blocks, f"README Layout has no line for {folder}"
     for path in sorted((ROOT / folder).glob("*.py")):
       if path.stem not in ("__init__", "__main__") and not re.search(rf"\b{path.stem}\b",

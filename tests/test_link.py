@@ -416,23 +416,8 @@ def test_a_missing_part_is_named_with_the_command_that_builds_it(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def model_dir(mini_model, mini_mining, tmp_path_factory):
-  """A serving directory: the mini model's export + entities, its index and dictionary."""
-  import shutil
-  from conftest import run_module
-  source, _ = mini_model
-  target = tmp_path_factory.mktemp("serving") / "model"
-  target.mkdir()
-  shutil.copytree(source / "export", target / "export")
-  shutil.copy(source / "entities.tsv", target / "entities.tsv")
-  for module, *args in (
-      ("mel", "encode", "--model_dir", target, "--output", target / "embeddings"),
-      ("mel", "index", "--embeddings", target / "embeddings", "--output", target / "index"),
-      ("mel", "dictionary", "--mining_dir", mini_mining[0], "--output",
-       target / "dictionary", "--no_progress")):
-    result = run_module(module, *args)
-    assert result.returncode == 0, f"{module}: {result.stderr[-3000:]}"
-  return target
+def model_dir(mini_serving_dir):
+  return mini_serving_dir
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ import json
 import os
 import sys
 import warnings
-from typing import List, Optional
+from typing import Iterable, Iterator, List, Optional
 
 from mel import flags
 from mel.linking.inputs import UnseenLanguageWarning, check_language
@@ -180,7 +180,7 @@ def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: i
           out = {k: v for k, v in doc.items() if k != "__bad__"}
           out["error"] = doc["__bad__"]
         else:
-          out = next(linker.iter_documents(lk, [doc], default_lang=lang, top_k=top_k,
+          out = next(iter_documents(lk, [doc], default_lang=lang, top_k=top_k,
                                             fast=fast))
         if "error" in out:
           failed += 1
@@ -203,6 +203,25 @@ def batch(lk, input_path: str, output_path: str, lang: str, fast: bool, top_k: i
   print(f"[mel link] {linked} mentions linked, {nil} NIL, {failed} lines failed"
         + ("" if output_path == "-" else f"; wrote {output_path}"), file=sys.stderr)
   return failed
+
+
+def iter_documents(linker, documents: Iterable[dict], *, default_lang: str = "",
+                   top_k: int, fast: bool = False) -> Iterator[dict]:
+  """{"text", "lang", "title"?, "spans"?, ...} -> the same dict + "mentions" (or "error")."""
+  for doc in documents:
+    out = dict(doc) if isinstance(doc, dict) else {"input": doc}
+    try:
+      if not isinstance(doc, dict) or "text" not in doc:
+        raise ValueError('each document must be a JSON object with a "text" field')
+      lang = doc.get("lang") or default_lang
+      if not lang:
+        raise ValueError('no "lang" field and no default language (--lang)')
+      mentions = linker.link(doc["text"], lang, spans=doc.get("spans"), top_k=top_k,
+                             fast=fast, title=doc.get("title") or "")
+      out["mentions"] = [m.to_dict() for m in mentions]
+    except (TypeError, ValueError) as e:
+      out["error"] = str(e)
+    yield out
 
 
 def main(argv: Optional[List[str]] = None, prog: str = "mel link") -> int:

@@ -69,7 +69,7 @@ Serving imports TensorFlow (+ tensorflow_text) and ScaNN's numpy binding, never 
 training code.
 """
 import os
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -187,6 +187,21 @@ class Linker:
     self._served = self._serve(parts.index, parts.entities, parts.dictionary, parts.kb)
     return True
 
+  def request(self, text: str, lang: str, *, spans=None, top_k: int = DEFAULT_TOP_K,
+              fast: bool = False, title: str = "", threshold: Optional[float] = None
+              ) -> "LinkRequest":
+    """The checked arguments of one link call (TypeError / ValueError naming what is wrong,
+    before any work)."""
+    if not isinstance(text, str):
+      raise TypeError(f"text must be str, got {type(text).__name__}")
+    if not isinstance(title, str):
+      raise TypeError(f"title must be str, got {type(title).__name__}")
+    lang = inputs.check_language(lang, self.languages)
+    top_k = inputs.check_top_k(top_k)
+    threshold = None if threshold is None else float(threshold)
+    checked = None if spans is None else inputs.check_spans(text, spans)
+    return LinkRequest(text, lang, title, checked, top_k, bool(fast), threshold)
+
   def link(self, text: str, lang: str, *, spans=None, top_k: int = DEFAULT_TOP_K,
            fast: bool = False, title: str = "", threshold: Optional[float] = None
            ) -> List[LinkedMention]:
@@ -198,53 +213,78 @@ class Linker:
                 fast: bool = False, title: str = "", threshold: Optional[float] = None
                 ) -> Iterator[LinkedMention]:
     """As link, yielding mentions batch by batch (bounded memory for any text length)."""
-    if not isinstance(text, str):
-      raise TypeError(f"text must be str, got {type(text).__name__}")
-    if not isinstance(title, str):
-      raise TypeError(f"title must be str, got {type(title).__name__}")
-    lang = inputs.check_language(lang, self.languages)
-    top_k = inputs.check_top_k(top_k)
-    threshold = (self.thresholds[self.mode(fast)] if threshold is None else float(threshold))
-    if spans is not None:
-      checked = inputs.check_spans(text, spans)   # errors before any work, also for empty text
-      spots = (Spot(a, b, text[a:b], normalize_surface(text[a:b]), None, 0)
-               for a, b in checked)
-    elif not text.strip():
-      return
+    request = self.request(text, lang, spans=spans, top_k=top_k, fast=fast, title=title,
+                           threshold=threshold)
     served = self._served
-    if spans is None:
-      spots = served.detector.iter_detect(text, lang)
     batch = []
-    for spot in spots:
-      batch.append(spot)
+    for spot in self._spots(served, request):
+      batch.append((request, spot))
       if len(batch) == self.max_batch:
-        yield from self._link_batch(served, text, lang, batch, title, top_k, fast, threshold)
+        yield from self._link_batch(served, batch)
         batch = []
     if batch:
-      yield from self._link_batch(served, text, lang, batch, title, top_k, fast, threshold)
+      yield from self._link_batch(served, batch)
+
+  def link_many(self, requests: Sequence["LinkRequest"]) -> List[List[LinkedMention]]:
+    """Each request's linked mentions (as link gives them), the mentions of all requests
+    encoded, searched and reranked together in batches of up to max_batch: what a service
+    does with the requests that arrive together (mel.serving)."""
+    served = self._served
+    out: List[List[LinkedMention]] = [[] for _ in requests]
+    groups: Dict[Tuple[bool, int], List[int]] = {}   # one search per mode and depth
+    for i, r in enumerate(requests):
+      groups.setdefault((r.fast, _search_k(r)), []).append(i)
+    for members in groups.values():
+      batch, owners = [], []
+      for i in members:
+        for spot in self._spots(served, requests[i]):
+          batch.append((requests[i], spot))
+          owners.append(i)
+          if len(batch) == self.max_batch:
+            for i_, m in zip(owners, self._link_batch(served, batch)):
+              out[i_].append(m)
+            batch, owners = [], []
+      for i_, m in zip(owners, self._link_batch(served, batch) if batch else ()):
+        out[i_].append(m)
+    return out
 
   def mode(self, fast: bool) -> str:
     """The key of `thresholds` a link call compares: "fast", "full", or "rerank" (full mode
     with a reranker)."""
     return "fast" if fast else ("full" if self.reranker is None else "rerank")
 
-  def _link_batch(self, served, text, lang, spots, title, top_k, fast, threshold):
+  @staticmethod
+  def _spots(served, request: "LinkRequest") -> Iterable[Spot]:
+    text = request.text
+    if request.spans is not None:
+      return (Spot(a, b, text[a:b], normalize_surface(text[a:b]), None, 0)
+              for a, b in request.spans)
+    if not text.strip():
+      return ()
+    return served.detector.iter_detect(text, request.lang)
+
+  def _link_batch(self, served, items: Sequence[Tuple["LinkRequest", Spot]]
+                  ) -> Iterator[LinkedMention]:
+    """items: (request, spot) pairs of one mode and search depth (_search_k)."""
+    fast = items[0][0].fast
     c = self.context_chars
-    lefts = [text[max(0, s.start - c):s.start] for s in spots]
-    mentions = [s.text for s in spots]
-    rights = [text[s.end:s.end + c] for s in spots]
-    vectors = self.encoder([title] * len(spots), lefts, mentions, rights)
+    titles = [r.title for r, _ in items]
+    lefts = [r.text[max(0, s.start - c):s.start] for r, s in items]
+    mentions = [s.text for _, s in items]
+    rights = [r.text[s.end:s.end + c] for r, s in items]
+    vectors = self.encoder(titles, lefts, mentions, rights)
     vectors = np.asarray(vectors, dtype=np.float32)
-    if vectors.shape != (len(spots), served.index.dimension):
+    if vectors.shape != (len(items), served.index.dimension):
       raise ValueError(f"the mention encoder returned shape {vectors.shape}, expected "
-                       f"({len(spots)}, {served.index.dimension})")
+                       f"({len(items)}, {served.index.dimension})")
+    k = _search_k(items[0][0])
     if fast:
-      rows, cosines = served.index.search(vectors, top_k)
-      priors = [{}] * len(spots)
+      rows, cosines = served.index.search(vectors, k)
+      priors = [{}] * len(items)
     else:
-      rows, cosines = served.index.search(vectors, max(top_k, FULL_CANDIDATES),
+      rows, cosines = served.index.search(vectors, k,
                                         **served.index.wide_search_options(FULL_LEAVES_FACTOR))
-      priors = [served.dictionary.prior(s.form, lang) for s in spots]
+      priors = [served.dictionary.prior(s.form, r.lang) for r, s in items]
     # entity ids of every retrieved row, at once; descriptions only for what is returned
     valid = rows >= 0
     flat = iter(served.index.take_ids(rows[valid]))
@@ -252,8 +292,7 @@ class Linker:
     extra = {} if fast else self._score_missing(served, vectors, ids, priors)
     w = self.prior_weight
     ranked = []
-    for k, spot in enumerate(spots):
-      prior = priors[k]
+    for k, prior in enumerate(priors):
       # (score, cosine, prior, entity id, index row or description)
       scored = [(scoring.full_score(cos, prior.get(e, 0.0), w), cos, prior.get(e, 0.0), e, row)
                 for e, cos, row in zip(ids[k], cosines[k].tolist(), rows[k].tolist())]
@@ -263,23 +302,25 @@ class Linker:
         scored.sort(key=lambda x: scoring.rank_key(x[0], x[3]))
       ranked.append(scored)
     reranking = self.reranker is not None and not fast
-    reranked = (self._rerank(served, title, lefts, mentions, rights, ranked) if reranking
-                else [[]] * len(spots))
-    for k, spot in enumerate(spots):
+    reranked = (self._rerank(served, titles, lefts, mentions, rights, ranked) if reranking
+                else [[]] * len(items))
+    for k, (request, spot) in enumerate(items):
       probabilities = reranked[k]
       candidates = tuple(
           Candidate(e, _qid(served.kb, e), float(score), float(cos), float(p),
                     _text(served, where), probabilities[i] if i < len(probabilities) else None)
-          for i, (score, cos, p, e, where) in enumerate(ranked[k][:top_k]))
+          for i, (score, cos, p, e, where) in enumerate(ranked[k][:request.top_k]))
       best = candidates[0] if candidates else None
       best_score = float("-inf") if best is None else (best.rerank if reranking else best.score)
+      threshold = (self.thresholds[self.mode(fast)] if request.threshold is None
+                   else request.threshold)
       linked = best is not None and best_score >= threshold
       yield LinkedMention(
           spot.start, spot.end, spot.text,
           best.entity_id if linked else None, best.qid if linked else None,
           best_score, best.description if linked else None, candidates, spot.link_prob)
 
-  def _rerank(self, served, title, lefts, mentions, rights, ranked) -> List[List[float]]:
+  def _rerank(self, served, titles, lefts, mentions, rights, ranked) -> List[List[float]]:
     """Re-orders each mention's first rerank_top candidates (ranked[k], in place) by the
     reranker's logit, all mentions' pairs in one call; [mention] their probabilities
     (sigmoid(logit)), in the new order."""
@@ -288,7 +329,7 @@ class Linker:
     if not pairs:
       return [[] for _ in ranked]
     logits = np.asarray(self.reranker(
-        [title] * len(pairs), [lefts[k] for k, _ in pairs], [mentions[k] for k, _ in pairs],
+        [titles[k] for k, _ in pairs], [lefts[k] for k, _ in pairs], [mentions[k] for k, _ in pairs],
         [rights[k] for k, _ in pairs], [_text(served, ranked[k][i][4]) for k, i in pairs]),
         dtype=np.float64)
     if logits.shape != (len(pairs),):
@@ -335,6 +376,11 @@ class Linker:
 
 
 
+def _search_k(request: "LinkRequest") -> int:
+  """Candidates searched for: top_k in fast mode, at least FULL_CANDIDATES in full mode."""
+  return request.top_k if request.fast else max(request.top_k, FULL_CANDIDATES)
+
+
 def _text(served, where) -> str:
   """A candidate's entity text: an index row's (served.entities) or the description given."""
   return where if isinstance(where, str) else served.entities[where][1]
@@ -344,6 +390,18 @@ def _qid(kb, entity_id: str) -> str:
   """The QID an added entity was given, else the one its id is."""
   given = kb.qid_of(entity_id) if kb is not None else None
   return inputs.qid_of(entity_id) if given is None else given
+
+
+class LinkRequest(NamedTuple):
+  """One link call's arguments, checked (Linker.request)."""
+  text: str
+  lang: str                                # normalised code (inputs.check_language)
+  title: str
+  spans: Optional[List[Tuple[int, int]]]   # sorted caller spans; None: the spotter's mentions
+  top_k: int
+  fast: bool
+  threshold: Optional[float]               # NIL below it, on the mode's score; None: the
+                                           # Linker's for the mode (`thresholds`) when linked
 
 
 class Served(NamedTuple):
@@ -429,22 +487,3 @@ def link(text: str, lang: str, *, spans=None, top_k: int = DEFAULT_TOP_K, fast: 
   """Links text with the default Linker (model_dir or $MEL_MODEL_DIR); see Linker.link."""
   return default_linker(model_dir).link(text, lang, spans=spans, top_k=top_k, fast=fast,
                                         title=title, threshold=threshold)
-
-
-def iter_documents(linker: Linker, documents: Iterable[dict], *, default_lang: str = "",
-                   top_k: int = DEFAULT_TOP_K, fast: bool = False) -> Iterator[dict]:
-  """{"text", "lang", "title"?, "spans"?, ...} -> the same dict + "mentions" (or "error")."""
-  for doc in documents:
-    out = dict(doc) if isinstance(doc, dict) else {"input": doc}
-    try:
-      if not isinstance(doc, dict) or "text" not in doc:
-        raise ValueError('each document must be a JSON object with a "text" field')
-      lang = doc.get("lang") or default_lang
-      if not lang:
-        raise ValueError('no "lang" field and no default language (--lang)')
-      mentions = linker.link(doc["text"], lang, spans=doc.get("spans"), top_k=top_k,
-                             fast=fast, title=doc.get("title") or "")
-      out["mentions"] = [m.to_dict() for m in mentions]
-    except (TypeError, ValueError) as e:
-      out["error"] = str(e)
-    yield out
