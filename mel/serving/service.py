@@ -134,7 +134,7 @@ class Service:
       out.update(
           kb_generation=linker.kb_generation, thresholds=linker.thresholds,
           threshold_source=linker.threshold_source, tokenizer=linker.tokenizer,
-          dictionary_languages=sorted(linker.dictionary.tables),
+          dictionary_languages=linker.dictionary.languages(),
           languages=sorted(linker.languages), default_lang=self.config.default_lang,
           max_text_chars=self.config.max_text_chars)
     return out
