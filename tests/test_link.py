@@ -83,6 +83,38 @@ def test_links_spotted_mentions_with_offsets_ids_and_descriptions(fake):
   json.dumps([m.to_dict() for m in out])   # JSON-serialisable
 
 
+def test_link_many_answers_each_request_as_link_does_in_shared_encoder_calls(fake):
+  linker, _ = fake
+  calls = [("From Berlin to PARIS.", "en", {}), ("Tokyo and Paris", "en", {"fast": True}),
+           ("Київ", "uk", {"top_k": 1}), ("nothing here", "en", {}),
+           ("From Berlin to PARIS.", "en", {"spans": [(15, 20)], "threshold": 2.0}),
+           ("Paris", "en", {"fast": True, "top_k": 2})]
+  one_by_one = [linker.link(text, lang, **options) for text, lang, options in calls]
+  linker.encoder.calls.clear()
+  many = linker.link_many([linker.request(text, lang, **options)
+                           for text, lang, options in calls])
+  assert many == one_by_one
+  assert many[4][0].is_nil and many[3] == []
+  # one encoder call per (mode, search depth): full (4 mentions of 4 documents), fast top 5,
+  # fast top 2
+  assert sorted(linker.encoder.calls) == [1, 2, 4]
+  linker.max_batch = 2
+  linker.encoder.calls.clear()
+  assert linker.link_many([linker.request(t, l, **o) for t, l, o in calls]) == one_by_one
+  assert max(linker.encoder.calls) == 2
+
+
+def test_request_checks_before_any_work(fake):
+  linker, _ = fake
+  with pytest.raises(ValueError, match="invalid language"):
+    linker.request("Paris", "en us!")
+  with pytest.raises(ValueError, match="span 0"):
+    linker.request("Paris", "en", spans=[(0, 9)])
+  with pytest.raises(TypeError, match="text must be str"):
+    linker.request(b"Paris", "en")
+  assert linker.encoder.calls == []
+
+
 def test_full_mode_reranks_with_the_anchor_prior(fake):
   linker, _ = fake
   fast = linker.link("Paris", "en", fast=True)[0]

@@ -315,8 +315,8 @@ def test_nif_bad_requests_name_the_fault(turtle, names):
   with pytest.raises(ValueError) as e:
     nif.parse(turtle)
   assert names in str(e.value)
-  # the service answers 400 for what is not Turtle, 422 for the rest: it looks for the word
-  assert ("Turtle" in str(e.value)) == (names in ("not valid Turtle", "line 6"))
+  # the service answers 400 for what is not Turtle (TurtleSyntaxError), 422 for the rest
+  assert isinstance(e.value, nif.TurtleSyntaxError) == (names in ("not valid Turtle", "line 6"))
 
 
 def test_nif_annotate_rejects_results_that_do_not_fit():

@@ -59,6 +59,12 @@ that results may be poor. A language without dictionary forms of its own is spot
 forms of all languages pooled and takes its prior from them (mel.linking.spotter); caller spans
 link in any language.
 
+**Many documents.** `Linker.request(text, lang, ...)` checks one call's arguments (the errors
+below) and returns a LinkRequest; `Linker.link_many(requests)` links many together, as link
+would one by one, with the mentions of all of them in shared encoder, search and reranker
+batches (mel.serving's micro-batching). A mention's vector depends in its last bits on what it
+is batched with, so scores may differ from link's by float rounding.
+
 **Input checks** (mel.linking.inputs). Empty or whitespace-only text gives []; a malformed
 language code ("", "12", "en us!") raises ValueError naming it; spans out of range, empty,
 whitespace-only or overlapping raise ValueError naming the span. Text of any length is

@@ -244,9 +244,10 @@ def create_app(service: Service) -> fastapi.FastAPI:
     try:
       turtle = body.decode("utf-8")
       documents = nif.parse(turtle)
-    except (UnicodeDecodeError, ValueError) as e:
-      raise ApiError(400 if not isinstance(e, ValueError) or "not valid Turtle" in str(e) else 422,
-                     f"the body is not a NIF document: {e}") from None
+    except (UnicodeDecodeError, nif.TurtleSyntaxError) as e:
+      raise ApiError(400, f"the body is not Turtle: {e}") from None
+    except ValueError as e:
+      raise ApiError(422, f"the body is not a NIF document GERBIL would send: {e}") from None
     ready()
     requests = [checked(LinkBody.model_construct(
         text=d.text, lang=d.lang or language(lang, "NIF documents without a language tag"),

@@ -55,6 +55,10 @@ NIL_NS = "http://mel.invalid/nil/"         # NIL mentions, by their text
 Span = Tuple[int, int]
 
 
+class TurtleSyntaxError(ValueError):
+  """The body is not Turtle at all (the service answers 400; other ValueErrors are 422)."""
+
+
 class NifDocument(NamedTuple):
   context: str                  # the nif:Context's URI
   text: str                     # its nif:isString
@@ -99,7 +103,7 @@ def _graph(turtle: str, base: Optional[str]) -> rdflib.Graph:
   try:
     graph.parse(data=turtle, format="turtle", publicID=base)
   except Exception as e:   # rdflib's BadSyntax and friends; their text carries the line
-    raise ValueError(f"not valid Turtle: {e}") from None
+    raise TurtleSyntaxError(f"not valid Turtle: {e}") from None
   return graph
 
 
