@@ -8,6 +8,7 @@ The layout under an output directory (shards are gzip TFRecords of mel.schema re
   documents/documents-*.tfrecord.gz  Document (clean article text)
   counts/entity_counts-*.tsv       entity_id, training mentions, per-language counts
   counts/language_totals.json      training mentions per language, n(l)
+  types/type_vocabulary.tsv        type_id, entities, source (wikidata / category), label
   dead_letter/dead_letter-*.jsonl.gz  DeadLetter, one JSON object a line
   summary.json, summary.txt        written last: their presence means the run completed
 """
@@ -26,6 +27,7 @@ ENTITY_PAIRS = "entity_pairs/entity_pairs"
 DOCUMENTS = "documents/documents"
 ENTITY_COUNTS = "counts/entity_counts"
 LANGUAGE_TOTALS = "counts/language_totals.json"
+TYPE_VOCABULARY = "types/type_vocabulary.tsv"
 DEAD_LETTER = "dead_letter/dead_letter"
 SUMMARY_JSON = "summary.json"
 SUMMARY_TXT = "summary.txt"

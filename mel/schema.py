@@ -116,14 +116,21 @@ class _Record:
     return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
   @classmethod
+  def _optional(cls) -> set:
+    """Fields with a default: records written before a field was added read as the default."""
+    return {f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+  @classmethod
   def from_dict(cls, data: Mapping[str, Any]):
-    missing = set(cls.FIELDS) - set(data)
+    missing = set(cls.FIELDS) - set(data) - cls._optional()
     unknown = set(data) - set(cls.FIELDS)
     if missing or unknown:
       raise SchemaError(f"{cls.__name__}: missing fields {sorted(missing)}, "
                         f"unknown fields {sorted(unknown)}")
     kwargs = {}
     for name, kind in cls.FIELDS.items():
+      if name not in data:
+        continue
       value = data[name]
       if kind == "list_map" and isinstance(value, Mapping):
         value = {k: tuple(v) for k, v in value.items()}
@@ -182,7 +189,10 @@ class _Record:
       return [v.decode("utf-8") for v in feature.bytes_list.value]
 
     kwargs = {}
+    optional = cls._optional()
     for name, kind in cls.FIELDS.items():
+      if name in optional and name not in feats and name + "/keys" not in feats:
+        continue
       if kind in ("str", "int"):
         values = _get(name, kind)
         if len(values) != 1:
@@ -331,12 +341,14 @@ class Entity(_Record):
   wikidata_descriptions: Mapping[str, str]   # language -> WikiData description
   wikipedia_descriptions: Mapping[str, str]  # language -> first sentence of that page
   aliases: Mapping[str, tuple]               # language -> aliases (WikiData)
+  types: tuple = ()              # type ids: WikiData classes ("Q5", P31 expanded up P279) or,
+                                 # without them, page categories ("cat:<wiki>:<Title>")
 
   FIELDS: ClassVar[Mapping[str, str]] = {
       "entity_id": "str", "qid": "str", "description": "str", "description_lang": "str",
       "description_source": "str", "mention_count": "int", "mention_counts": "int_map",
       "sitelinks": "str_map", "labels": "str_map", "wikidata_descriptions": "str_map",
-      "wikipedia_descriptions": "str_map", "aliases": "list_map"}
+      "wikipedia_descriptions": "str_map", "aliases": "list_map", "types": "str_list"}
 
   def record_key(self):
     return self.entity_id
