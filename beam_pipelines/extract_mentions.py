@@ -4,8 +4,9 @@
       --output_dir=DIR [Beam pipeline options, e.g. --runner=DataflowRunner ...]
 
 Stages: read dumps -> parse articles -> resolve titles (redirect chains, WikiData sitelinks) ->
-link mentions -> holdout split -> entities (description choice, counts) -> entity pairs ->
-sharded TFRecords, dead letters, summary. See mel/records.py for the output layout.
+link mentions -> holdout split -> entity types (WikiData classes, else page categories) ->
+entities (description choice, counts, types) -> entity pairs -> sharded TFRecords, the type
+vocabulary, dead letters, summary. See mel/records.py for the output layout.
 """
 import argparse
 import dataclasses
@@ -20,6 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from beam_pipelines import entity_types
 from beam_pipelines import summary as summary_lib
 from mel.wikipedia import titles
 from beam_pipelines import transforms
@@ -42,6 +44,8 @@ class Config:
   exclude_titles: str = ""        # file of document titles kept out of training and holdout
   max_redirect_hops: int = 4
   max_pairs: int = 5              # entity-entity pairs per entity
+  type_superclass_steps: int = 2  # P279 steps above each P31 class (0: P31 only)
+  min_category_entities: int = 3  # a category type is kept when this many entities carry it
   seed: int = 0
   num_shards: int = 0             # 0: the runner decides
   write_documents: bool = True
@@ -75,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "mentions are kept out of both splits")
   p.add_argument("--max_redirect_hops", type=int, default=Config.max_redirect_hops)
   p.add_argument("--max_pairs", type=int, default=Config.max_pairs)
+  p.add_argument("--type_superclass_steps", type=int, default=Config.type_superclass_steps,
+                 help="entity types: expand each P31 class this many subclass-of (P279) steps "
+                      "up the WikiData dump's class graph (0: P31 classes only)")
+  p.add_argument("--min_category_entities", type=int, default=Config.min_category_entities,
+                 help="entity types: keep a Wikipedia category (the types of entities without "
+                      "P31) only if at least this many entities carry it")
   p.add_argument("--seed", type=int, default=Config.seed)
   p.add_argument("--num_shards", type=int, default=Config.num_shards)
   p.add_argument("--no_documents", action="store_true",
@@ -145,7 +155,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset):
   if config.wikidata_dumps:
     wd = (p | "WikidataDumps" >> beam.Create(config.wikidata_dumps)
           | "ReadWikidata" >> transforms.ReadWikidata())
-    items = wd["items"]
+    items, class_graph = wd["items"], wd["classes"]
     # Only sitelinks into the wikis being mined can be link targets.
     dump_wikis = beam.pvalue.AsDict(read["siteinfo"])
     sitelinks = wd["sitelinks"] | "SitelinksOfDumpWikis" >> beam.Filter(
@@ -154,6 +164,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset):
     dead.append(wd[transforms.DEAD_LETTER])
   else:
     items = p | "NoItems" >> beam.Create([])
+    class_graph = p | "NoClasses" >> beam.Create([])
     sitelinks = p | "NoSitelinks" >> beam.Create([])
 
   by_title = (nodes, sitelinks) | "EntityIdsByTitle" >> transforms.EntityIdsByTitle(
@@ -174,9 +185,13 @@ def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset):
   train = built["mentions"] | "Train" >> beam.Filter(lambda m: m.split == "train")
   holdout = built["mentions"] | "Holdout" >> beam.Filter(lambda m: m.split == "holdout")
 
-  entities = (items, by_title["article_entities"], articles, train) | (
+  pages = (by_title["article_entities"], articles) | "PagesOfEntities" >> (
+      transforms.PagesOfEntities())
+  types = (items, class_graph, pages) | "EntityTypes" >> entity_types.EntityTypes(
+      config.type_superclass_steps, config.min_category_entities)
+  entities = (items, pages, train, types["types"]) | (
       "BuildEntities" >> transforms.BuildEntities(config.max_pairs, config.seed))
-  counts.append(entities[transforms.COUNTS])
+  counts += [entities[transforms.COUNTS], types[transforms.COUNTS]]
 
   out, shards = config.output_dir, config.num_shards
   _write_tfrecords(train, out, records.MENTIONS_TRAIN, shards, "Train")
@@ -189,6 +204,10 @@ def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset):
    | "WriteEntityCounts" >> beam.io.WriteToText(
        os.path.join(out, records.ENTITY_COUNTS), file_name_suffix=".tsv",
        num_shards=shards, header="entity_id\tmentions\tper_language"))
+  # One small file, written whole (atomically) like counts/language_totals.json; its counts
+  # reach the summary, which therefore waits for it.
+  counts.append(types["vocabulary"] | "TypeVocabulary" >> beam.combiners.ToList()
+                | "WriteTypeVocabulary" >> beam.Map(summary_lib.write_type_vocabulary, out))
   (dead | "AllDeadLetters" >> beam.Flatten()
    | "WriteDeadLetters" >> beam.io.WriteToText(
        os.path.join(out, records.DEAD_LETTER), file_name_suffix=".jsonl.gz",
@@ -217,7 +236,12 @@ def _clear_outputs(output_dir):
 
 def run(argv=None) -> dict:
   """Parses flags, runs (or reuses) the job, prints and returns the summary."""
-  args, beam_args = build_parser().parse_known_args(argv)
+  parser = build_parser()
+  args, beam_args = parser.parse_known_args(argv)
+  if args.type_superclass_steps < 0:
+    parser.error("--type_superclass_steps must be >= 0")
+  if args.min_category_entities < 1:
+    parser.error("--min_category_entities must be >= 1")
   if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
     beam_args.append(f"--runner={LOCAL_RUNNER}")
   if "multi_processing" in " ".join(beam_args):
@@ -232,7 +256,9 @@ def run(argv=None) -> dict:
       output_dir=args.output_dir, qids_only=args.qids_only, context_chars=args.context_chars,
       holdout_per_language=args.holdout_per_language,
       holdout_max_fraction=args.holdout_max_fraction, exclude_titles=args.exclude_titles,
-      max_redirect_hops=args.max_redirect_hops, max_pairs=args.max_pairs, seed=args.seed,
+      max_redirect_hops=args.max_redirect_hops, max_pairs=args.max_pairs,
+      type_superclass_steps=args.type_superclass_steps,
+      min_category_entities=args.min_category_entities, seed=args.seed,
       num_shards=args.num_shards, write_documents=not args.no_documents,
       inputs_fingerprint=fingerprint({**wikipedia, **wikidata}, excluded))
 

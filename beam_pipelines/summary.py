@@ -4,6 +4,11 @@ Identities that must hold (summary["checks"]):
   pages:    pages/read = pages/article + pages/redirect + sum(pages/skipped/*)
   links:    links/found = mentions/train + mentions/holdout + sum(links/skipped/*)
   wikidata: wikidata/read = wikidata/kept + sum(wikidata/skipped/*)
+  types:    types/assigned (type ids on entity records) = types/vocabulary/entity_refs (the
+            vocabulary's entity counts summed)
+
+The types section reports coverage (entities with WikiData types, category types, none), P31
+classes that could not be expanded, categories kept / dropped and the vocabulary per source.
 """
 import json
 import os
@@ -34,6 +39,7 @@ def checks(totals: dict) -> dict:
                      totals.get("mentions/holdout", 0) + _sum_prefix(totals, "links/skipped/")),
       "wikidata": check("wikidata/read", totals.get("wikidata/kept", 0) +
                         _sum_prefix(totals, "wikidata/skipped/")),
+      "types": check("types/assigned", totals.get("types/vocabulary/entity_refs", 0)),
   }
 
 
@@ -57,6 +63,13 @@ def write_atomically(path: str, text: str):
   if FileSystems.exists(path):
     FileSystems.delete([path])
   FileSystems.rename([tmp], [path])
+
+
+def write_type_vocabulary(entries, output_dir) -> dict:
+  """Writes records.TYPE_VOCABULARY (one file, atomically); returns its counts for the summary."""
+  write_atomically(os.path.join(output_dir, records.TYPE_VOCABULARY),
+                   records.format_type_vocabulary(entries))
+  return {("", "types/vocabulary/entity_refs"): sum(e.entities for e in entries)}
 
 
 def write_summary(counts, config, language_totals):
@@ -93,6 +106,29 @@ def _reasons(totals, prefix):
   return ", ".join(f"{reason} {n:,}" for n, reason in items) or "none"
 
 
+def type_coverage(totals: dict) -> dict:
+  """Share of entities (in %) whose types come from each source."""
+  n = totals.get("entities/emitted", 0)
+  return {source: round(100.0 * totals.get(f"entities/types/{source}", 0) / n, 1) if n else 0.0
+          for source in ("wikidata", "category", "none")}
+
+
+def _types_lines(t, mark):
+  cov = type_coverage(t)
+  return [
+      f"  types     entities with WikiData types {t.get('entities/types/wikidata', 0):,} "
+      f"({cov['wikidata']}%), category types {t.get('entities/types/category', 0):,} "
+      f"({cov['category']}%), none {t.get('entities/types/none', 0):,} ({cov['none']}%)",
+      f"            P31 classes {t.get('types/wikidata/p31_classes', 0):,}, not in the dump "
+      f"(not expandable) {t.get('types/wikidata/p31_classes_not_in_dump', 0):,}; categories "
+      f"kept {t.get('types/category/kept', 0):,}, dropped {t.get('types/category/dropped', 0):,}"
+      f" (with {t.get('types/category/dropped_assignments', 0):,} entity assignments)",
+      f"            vocabulary: wikidata {t.get('types/vocabulary/wikidata', 0):,}, category "
+      f"{t.get('types/vocabulary/category', 0):,}; type assignments "
+      f"{t.get('types/assigned', 0):,} [{mark}]",
+  ]
+
+
 def format_summary(summary: dict) -> str:
   t = summary["totals"]
   c = summary["checks"]
@@ -124,6 +160,7 @@ def format_summary(summary: dict) -> str:
       f"{t.get('documents/emitted', 0):,}",
       "  per language:   pages  articles     links     train  holdout",
   ]
+  lines[-1:-1] = _types_lines(t, mark("types") if "types" in c else "not checked")
   for lang, lt in sorted(summary["by_language"].items()):
     lines.append(f"    {lang:<10} {lt.get('pages/read', 0):>8,} {lt.get('pages/article', 0):>9,}"
                  f" {lt.get('links/found', 0):>9,} {lt.get('mentions/train', 0):>9,}"

@@ -152,6 +152,7 @@ class Article:
   text: str
   description: str
   links: Tuple[wikitext.LinkSpan, ...]
+  categories: Tuple[str, ...] = ()  # normalized titles of its [[Category:...]] links
 
 
 # Title-table nodes: what a (wiki, title) key is.
@@ -190,7 +191,8 @@ class _ParsePageFn(CountingDoFn):
       self.count(lang, "links/found" if name == "found" else f"links/skipped/{name}", n)
     yield beam.pvalue.TaggedOutput("nodes", (key, (ARTICLE_NODE, page.page_id)))
     yield Article(wiki=page.wiki, lang=lang, title=title, page_id=page.page_id,
-                  text=parsed.text, description=parsed.description, links=parsed.links)
+                  text=parsed.text, description=parsed.description, links=parsed.links,
+                  categories=parsed.categories)
 
 
 class ParseArticles(beam.PTransform):
@@ -400,6 +402,10 @@ class ResolveLinks(beam.PTransform):
 # WikiData
 
 
+# Rejections after which an entity is still a node of the class graph (a class item).
+_CLASS_NODE_REASONS = (wikidata.FILTERED_CLASS, wikidata.NO_WIKIPEDIA_SITELINK)
+
+
 class _ParseWikidataFn(CountingDoFn):
   def process(self, element):
     path, line_no, line = element
@@ -407,8 +413,12 @@ class _ParseWikidataFn(CountingDoFn):
       self.count("", "wikidata/read")
       if isinstance(obj, wikidata.Item):
         self.count("", "wikidata/kept")
+        yield beam.pvalue.TaggedOutput("classes", (obj.qid, (
+            obj.subclass_of, wikidata.display_label(obj.labels))))
         yield obj
         continue
+      if obj.reason in _CLASS_NODE_REASONS:
+        yield beam.pvalue.TaggedOutput("classes", (obj.key, (obj.subclass_of, obj.label)))
       self.count("", f"wikidata/skipped/{obj.reason}")
       if obj.reason == wikidata.FILTERED_CLASS:
         yield beam.pvalue.TaggedOutput("filtered", obj)
@@ -431,17 +441,18 @@ def _read_lines(path):
 
 
 class ReadWikidata(beam.PTransform):
-  """Dump paths -> {'items': Item, 'sitelinks': ((wiki, title), (qid, kept)), counts, dead}."""
+  """Dump paths -> {'items': Item, 'sitelinks': ((wiki, title), (qid, kept)), 'classes': (qid,
+  (P279 values, label)) for every item of the dump, counts, dead}."""
 
   def expand(self, paths):
     lines = (paths | "ReadLines" >> beam.FlatMap(_read_lines)
              | "SpreadLines" >> beam.Reshuffle())
     out = lines | "ParseEntities" >> beam.ParDo(_ParseWikidataFn()).with_outputs(
-        "filtered", COUNTS, DEAD_LETTER, main="items")
+        "filtered", "classes", COUNTS, DEAD_LETTER, main="items")
     sitelinks = ((out.items, out.filtered) | "ItemsAndFiltered" >> beam.Flatten()
                  | "SitelinkRows" >> beam.FlatMap(_sitelink_rows))
-    return {"items": out.items, "sitelinks": sitelinks, COUNTS: out[COUNTS],
-            DEAD_LETTER: out[DEAD_LETTER]}
+    return {"items": out.items, "sitelinks": sitelinks, "classes": out.classes,
+            COUNTS: out[COUNTS], DEAD_LETTER: out[DEAD_LETTER]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,22 +559,23 @@ class _BuildEntityFn(CountingDoFn):
   def process(self, element, language_totals):
     entity_id, grouped = element
     item: Optional[wikidata.Item] = _first(grouped["item"])
-    pages = sorted(grouped["page"])  # (wiki, lang, title, description)
+    pages = sorted(grouped["page"])  # (wiki, lang, title, description, categories)
     counts = _first(grouped["counts"]) or {}
+    types = _first(grouped.get("types", ())) or ("none", ())  # (source, type ids)
     if item is not None or pages:  # counts alone (no record of the entity) cannot happen
-      yield from self._build(entity_id, item, pages, counts, language_totals)
+      yield from self._build(entity_id, item, pages, counts, types, language_totals)
 
-  def _build(self, entity_id, item, pages, counts, language_totals):
+  def _build(self, entity_id, item, pages, counts, types, language_totals):
     wikipedia_descriptions = {}
-    for wiki, lang, title, description in pages:
+    for wiki, lang, title, description, *_ in pages:
       if description and lang not in wikipedia_descriptions:
         wikipedia_descriptions[lang] = description
     if item is not None:
       sitelinks, labels = dict(item.sitelinks), dict(item.labels)
       wd_descriptions, aliases = dict(item.descriptions), dict(item.aliases)
     else:
-      sitelinks = {wiki: title for wiki, _, title, _ in pages}
-      labels = {lang: title for _, lang, title, _ in pages}
+      sitelinks = {wiki: title for wiki, _, title, *_ in pages}
+      labels = {lang: title for _, lang, title, *_ in pages}
       wd_descriptions, aliases = {}, {}
     text, lang, source = descriptions.choose_description(
         wikipedia_descriptions, wd_descriptions, counts, language_totals)
@@ -572,8 +584,13 @@ class _BuildEntityFn(CountingDoFn):
         description_lang=lang, description_source=source, mention_count=sum(counts.values()),
         mention_counts=counts, sitelinks=sitelinks, labels=labels,
         wikidata_descriptions=wd_descriptions, wikipedia_descriptions=wikipedia_descriptions,
-        aliases=aliases)
+        aliases=aliases, types=types[1])
     self.count("", "entities/emitted")
+    # Types come from one source per entity (see entity_types); n counts the assignments, so
+    # the summary can check them against the vocabulary's entity counts.
+    self.count("", f"entities/types/{types[0]}")
+    if types[1]:
+      self.count("", "types/assigned", len(types[1]))
     self.count("", "entities/with_qid" if entity.qid else "entities/page_only")
     self.count("", f"entities/description/{source or 'none'}")
     yield entity
@@ -587,8 +604,27 @@ class _BuildEntityFn(CountingDoFn):
             text_b=other_text))
 
 
+class PagesOfEntities(beam.PTransform):
+  """(article entities, articles) -> (entity_id, (wiki, lang, title, description, categories))
+  for every article page of an entity (several for an entity with sitelinks in several wikis).
+  """
+
+  def expand(self, inputs):
+    article_entities, articles = inputs
+    article_info = articles | "KeyArticles" >> beam.Map(
+        lambda a: ((a.wiki, a.title), (a.wiki, a.lang, a.title, a.description, a.categories)))
+    return ({"entity": article_entities, "info": article_info}
+            | "JoinArticleInfo" >> beam.CoGroupByKey()
+            | "PagesOfEntity" >> beam.FlatMapTuple(
+                lambda key, g: [(e[1], info) for e in g["entity"] if e[0] == "ok"
+                                for info in g["info"]]))
+
+
 class BuildEntities(beam.PTransform):
-  """(items, article entities, articles, train mentions) -> Entity, EntityPair, counts."""
+  """(items, entity pages, train mentions, entity types) -> Entity, EntityPair, counts.
+
+  Entity types are (entity_id, (source, type ids)) from entity_types.EntityTypes; an entity
+  without a row has none."""
 
   def __init__(self, max_pairs, seed):
     super().__init__()
@@ -596,20 +632,13 @@ class BuildEntities(beam.PTransform):
     self._seed = seed
 
   def expand(self, inputs):
-    items, article_entities, articles, train_mentions = inputs
+    items, pages, train_mentions, types = inputs
     by_qid = items | "KeyItems" >> beam.Map(lambda item: (item.qid, item))
-    article_info = articles | "KeyArticles" >> beam.Map(
-        lambda a: ((a.wiki, a.title), (a.wiki, a.lang, a.title, a.description)))
-    pages = ({"entity": article_entities, "info": article_info}
-             | "JoinArticleInfo" >> beam.CoGroupByKey()
-             | "PagesOfEntity" >> beam.FlatMapTuple(
-                 lambda key, g: [(e[1], info) for e in g["entity"] if e[0] == "ok"
-                                 for info in g["info"]]))
     counts = (train_mentions | "EntityLang" >> beam.Map(lambda m: (m.entity_id, {m.lang: 1}))
               | "CountPerLanguage" >> beam.CombinePerKey(SumCounts()))
     language_totals = (train_mentions | "Lang" >> beam.Map(lambda m: (m.lang, 1))
                        | "LanguageTotals" >> beam.CombinePerKey(sum))
-    out = ({"item": by_qid, "page": pages, "counts": counts}
+    out = ({"item": by_qid, "page": pages, "counts": counts, "types": types}
            | "JoinEntity" >> beam.CoGroupByKey()
            | "Build" >> beam.ParDo(_BuildEntityFn(self._max_pairs, self._seed),
                                    language_totals=beam.pvalue.AsDict(language_totals))

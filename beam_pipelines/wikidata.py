@@ -4,6 +4,10 @@ The dump is `[`, then one entity per line followed by a comma, then `]`; JSON-li
 API answers (`{"entities": {...}}`) are read too. Kept: items (Q...) that are not an instance
 (P31) or subclass (P279) of a Wikimedia-internal class and that have at least one Wikipedia
 sitelink (any language).
+
+Each item's P31 (instance of) and P279 (subclass of) values are kept apart too: the entity
+types (beam_pipelines/entity_types.py) expand P31 classes up the P279 graph, whose nodes are
+every item of the dump, kept or not (most classes have no Wikipedia page).
 """
 import dataclasses
 import json
@@ -46,6 +50,8 @@ class Item:
   descriptions: Mapping[str, str]
   aliases: Mapping[str, Tuple[str, ...]]
   classes: Tuple[str, ...]         # P31 and P279 values
+  instance_of: Tuple[str, ...] = ()  # P31 values
+  subclass_of: Tuple[str, ...] = ()  # P279 values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +60,16 @@ class Rejected:
   key: str      # the entity id, or a prefix of the line when it has none
   detail: str
   sitelinks: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  # For items rejected after parsing, what the class graph needs of them.
+  subclass_of: Tuple[str, ...] = ()
+  label: str = ""
+
+
+def display_label(labels: Mapping[str, str]) -> str:
+  """One label to show for an item: English if it has one, else the first language's."""
+  if labels.get("en"):
+    return labels["en"]
+  return next((labels[lang] for lang in sorted(labels) if labels[lang]), "")
 
 
 def dump_lines_to_json(line: str) -> Optional[str]:
@@ -105,8 +121,10 @@ def parse_entity(data) -> Union[Item, Rejected]:
     return Rejected(NOT_AN_ITEM, qid, f"type {data.get('type')!r}")
   try:
     claims = data.get("claims") or {}
-    classes = tuple(cid for prop in ("P31", "P279") for claim in claims.get(prop, ())
-                    for cid in [_datavalue_id(claim)] if cid)
+    instance_of, subclass_of = (
+        tuple(cid for claim in claims.get(prop, ()) for cid in [_datavalue_id(claim)] if cid)
+        for prop in ("P31", "P279"))
+    classes = instance_of + subclass_of
     sitelinks = {site: link["title"] for site, link in (data.get("sitelinks") or {}).items()
                  if languages.is_wikipedia_site(site) and isinstance(link, dict)
                  and link.get("title")}
@@ -114,14 +132,17 @@ def parse_entity(data) -> Union[Item, Rejected]:
                for lang, values in (data.get("aliases") or {}).items()}
     item = Item(qid=qid, sitelinks=sitelinks, labels=_texts(data.get("labels")),
                 descriptions=_texts(data.get("descriptions")),
-                aliases={k: v for k, v in aliases.items() if v}, classes=classes)
+                aliases={k: v for k, v in aliases.items() if v}, classes=classes,
+                instance_of=instance_of, subclass_of=subclass_of)
   except (AttributeError, TypeError, KeyError) as e:
     return Rejected(BAD_ENTITY, qid, f"unexpected structure: {type(e).__name__}: {e}")
   internal = sorted(WIKIMEDIA_INTERNAL_CLASSES.intersection(classes))
   if internal:
     # The sitelinks still matter: pages of filtered items must not become page-only entities.
     return Rejected(FILTERED_CLASS, qid, "instance/subclass of " + ",".join(internal),
-                    sitelinks=sitelinks)
+                    sitelinks=sitelinks, subclass_of=subclass_of,
+                    label=display_label(item.labels))
   if not sitelinks:
-    return Rejected(NO_WIKIPEDIA_SITELINK, qid, "no Wikipedia sitelink")
+    return Rejected(NO_WIKIPEDIA_SITELINK, qid, "no Wikipedia sitelink",
+                    subclass_of=subclass_of, label=display_label(item.labels))
   return item

@@ -16,7 +16,8 @@ import glob as _glob
 import gzip
 import json
 import os
-from typing import Iterator, Type
+import re
+from typing import Iterable, Iterator, List, NamedTuple, Type
 
 from mel import schema
 
@@ -36,7 +37,10 @@ TFRECORD_SUFFIX = ".tfrecord.gz"
 RECORD_TYPE_OF = {MENTIONS_TRAIN: schema.Mention, MENTIONS_HOLDOUT: schema.Mention,
                   ENTITIES: schema.Entity, ENTITY_PAIRS: schema.EntityPair,
                   DOCUMENTS: schema.Document}
-OUTPUT_SUBDIRS = ("mentions", "entities", "entity_pairs", "documents", "counts", "dead_letter")
+OUTPUT_SUBDIRS = ("mentions", "entities", "entity_pairs", "documents", "counts", "types",
+                  "dead_letter")
+TYPE_SOURCES = ("wikidata", "category")
+TYPE_VOCABULARY_HEADER = "type_id\tentities\tsource\tlabel"
 
 
 def pattern(output_dir: str, name: str) -> str:
@@ -78,3 +82,41 @@ def read_summary(output_dir: str) -> dict:
   """summary.json of a local output_dir (the launcher reads gs:// ones through Beam)."""
   with open(os.path.join(output_dir, SUMMARY_JSON), encoding="utf-8") as f:
     return json.load(f)
+
+
+class TypeEntry(NamedTuple):
+  """One line of TYPE_VOCABULARY: a kept type and how many entity records carry it."""
+  type_id: str    # "Q5" (WikiData class) or "cat:<wiki>:<Title>" (Wikipedia category)
+  entities: int
+  source: str     # one of TYPE_SOURCES
+  label: str      # for display: the class's label (English, else any), the category title
+
+
+_TSV_UNSAFE_RE = re.compile(r"[\t\r\n]+")
+
+
+def sorted_type_vocabulary(entries: Iterable[TypeEntry]) -> List[TypeEntry]:
+  """Most carried first, then by id: the order of the file."""
+  return sorted(entries, key=lambda e: (-e.entities, e.type_id))
+
+
+def format_type_vocabulary(entries: Iterable[TypeEntry]) -> str:
+  """The TYPE_VOCABULARY file's text (header, then sorted rows); tabs in labels become spaces."""
+  lines = [TYPE_VOCABULARY_HEADER]
+  for e in sorted_type_vocabulary(entries):
+    lines.append(f"{e.type_id}\t{e.entities}\t{e.source}\t"
+                 f"{_TSV_UNSAFE_RE.sub(' ', e.label)}")
+  return "\n".join(lines) + "\n"
+
+
+def read_type_vocabulary(output_dir: str) -> List[TypeEntry]:
+  """TYPE_VOCABULARY of a local output_dir, sorted by entities (desc) then id."""
+  with open(os.path.join(output_dir, TYPE_VOCABULARY), encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  if not lines or lines[0] != TYPE_VOCABULARY_HEADER:
+    raise ValueError(f"{TYPE_VOCABULARY} in {output_dir}: missing header")
+  entries = []
+  for line in lines[1:]:
+    type_id, n, source, label = line.split("\t")
+    entries.append(TypeEntry(type_id, int(n), source, label))
+  return sorted_type_vocabulary(entries)

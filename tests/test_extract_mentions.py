@@ -103,6 +103,29 @@ def test_entities_counts_and_pairs(mini_run):
   assert sum(len(r.read_text(encoding="utf-8").splitlines()) - 1 for r in rows) == len(entities)
 
 
+def test_entity_types_and_their_vocabulary(mini_run):
+  out, _ = mini_run
+  entities = {e.entity_id: e for e in _all(out, records.ENTITIES)}
+  # Q571 book: P31 'Q121132955' is not in entities.jsonl, so it stays unexpanded.
+  assert entities["Q571"].types == ("Q121132955",)
+  assert entities["Q8646"].types == ("Q3373417", "Q486972", "Q515", "Q779415")
+  assert entities["bnwiki:ঢাকা"].types == ("cat:bnwiki:বাংলাদেশের শহর",)
+  vocabulary = records.read_type_vocabulary(str(out))
+  carried = collections.Counter(t for e in entities.values() for t in e.types)
+  assert {v.type_id: v.entities for v in vocabulary} == dict(carried)
+  assert all(v.entities >= 3 for v in vocabulary if v.source == "category")
+  assert vocabulary[0] == records.TypeEntry("Q5", 7, "wikidata", "")
+  summary = records.read_summary(str(out))
+  t = summary["totals"]
+  assert summary["checks"]["types"]["ok"]
+  assert (t["entities/types/wikidata"] + t["entities/types/category"] + t["entities/types/none"]
+          == t["entities/emitted"])
+  assert t["entities/types/wikidata"] == sum(1 for e in entities.values() if e.qid)
+  assert t["types/wikidata/p31_classes"] == t["types/wikidata/p31_classes_not_in_dump"] > 0
+  assert t["types/category/dropped"] > t["types/category/kept"] > 0
+  assert summary["config"]["type_superclass_steps"] == 2
+
+
 def test_dead_letters_match_the_counted_rejections(mini_run):
   out, _ = mini_run
   summary = records.read_summary(str(out))
@@ -171,6 +194,10 @@ def test_cli_errors_and_help(tmp_path):
   assert unknown.returncode == 2 and "unknown pipeline 'nope'" in unknown.stderr
   flags = _beam("run", "extract_mentions", "--help")
   assert flags.returncode == 0 and "--wikidata_dump" in flags.stdout
+  assert "--type_superclass_steps" in flags.stdout and "--min_category_entities" in flags.stdout
+  negative = _beam("run", "extract_mentions", f"--wikipedia_dumps={tmp_path}/x.xml",
+                   f"--output_dir={tmp_path}", "--type_superclass_steps=-1")
+  assert negative.returncode == 2 and "--type_superclass_steps must be >= 0" in negative.stderr
   if shutil.which("beam"):
     assert subprocess.run(["beam", "run", "--help"], capture_output=True).returncode == 0
 

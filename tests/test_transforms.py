@@ -193,7 +193,24 @@ def test_entity_build_chooses_description_by_usage_and_emits_pairs():
   (flushed,) = list(fn.finish_bundle())
   assert flushed.value.value == {("", "entities/emitted"): 1, ("", "entities/with_qid"): 1,
                                  ("", "entities/description/wikipedia"): 1,
+                                 ("", "entities/types/none"): 1,
                                  ("", "entity_pairs/emitted"): 2}
+  assert entity.types == ()
+
+
+def test_entity_build_takes_the_types_row():
+  pages = [("xxwiki", "xx", "Athens", "Athens is a city.", ("Capitals",))]
+  fn = T._BuildEntityFn(max_pairs=5, seed=0)
+  fn.start_bundle()
+  out = list(fn.process(("xxwiki:Athens", {
+      "item": [], "page": pages, "counts": [],
+      "types": [("category", ("cat:xxwiki:Capitals", "cat:xxwiki:Cities"))]}),
+      language_totals={}))
+  (entity,) = [o for o in out if not isinstance(o, beam.pvalue.TaggedOutput)]
+  assert entity.types == ("cat:xxwiki:Capitals", "cat:xxwiki:Cities")
+  (flushed,) = list(fn.finish_bundle())
+  assert flushed.value.value[("", "entities/types/category")] == 1
+  assert flushed.value.value[("", "types/assigned")] == 2
 
 
 def test_summary_checks_catch_a_lost_link():

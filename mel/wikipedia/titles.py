@@ -29,6 +29,16 @@ CANONICAL_NAMESPACES = {
 FILE_NAMESPACES = (6, -2)
 CATEGORY_NAMESPACE = 14
 
+# Namespace aliases per language (MediaWiki's Messages*.php $namespaceAliases), lower-cased. A
+# dump's <siteinfo> lists only each namespace's primary localised name, yet editors still write
+# the aliases: '[[カテゴリ:X]]' categorises a jawiki page as '[[Category:X]]' does. Only the
+# category aliases of the mined languages that we know of are listed; a missing one makes its
+# links look like article links to a title with a colon (counted, never a crash).
+NAMESPACE_ALIASES = {
+    "ja": {"カテゴリ": CATEGORY_NAMESPACE},
+    "uk": {"категория": CATEGORY_NAMESPACE},
+}
+
 # Interwiki prefixes (other Wikimedia projects and common external wikis); language codes are
 # handled separately because their meaning depends on the leading colon.
 INTERWIKI_PREFIXES = frozenset("""
@@ -59,6 +69,8 @@ class SiteInfo:
     if not name:
       return None
     key = self.namespaces.get(name)
+    if key is None:
+      key = NAMESPACE_ALIASES.get(self.lang, {}).get(name)
     return key if key is not None else CANONICAL_NAMESPACES.get(name)
 
 
@@ -153,6 +165,25 @@ def classify_link(raw_target: str, site: SiteInfo):
   if not title or _ILLEGAL_RE.search(title):  # also what %-escapes decoded to
     return INVALID, ""
   return ARTICLE, title
+
+
+def category_title(raw_target: str, site: SiteInfo) -> str:
+  """The normalized category of a '[[Category:X|sort key]]' target ('Category:X'), or ''.
+
+  Any name of the category namespace works (localised, alias, canonical); the sort key after
+  '|' is the caller's to drop (mwparserfromhell splits it off as the link text). Titles follow
+  the wiki's rules: '[[Κατηγορία:πρωτεύουσες_της  Ευρώπης]]' -> 'Πρωτεύουσες της Ευρώπης'.
+  """
+  target = raw_target.split("|", 1)[0].strip()
+  if "&" in target:
+    target = html.unescape(target)
+  if target.startswith(":") or ":" not in target:
+    return ""  # '[[:Category:X]]' links to the category page, it does not categorise
+  prefix, rest = target.split(":", 1)
+  if site.namespace_of(prefix) != CATEGORY_NAMESPACE:
+    return ""
+  title = normalize_title(rest, site.case, site.lang)
+  return "" if _ILLEGAL_RE.search(title) else title
 
 
 def page_namespace(title: str, site: SiteInfo) -> int:

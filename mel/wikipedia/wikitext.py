@@ -10,6 +10,11 @@ the displayed text of links and external links, HTML entities, <nowiki> contents
 What is dropped: templates, <ref>, tables, galleries, math and other non-prose tags, comments,
 files and categories, magic words. Whitespace is normalised while building (single spaces, at
 most one blank line), so recorded offsets never need fixing up afterwards.
+
+Category links ('[[Category:X|sort key]]', any localised name of the namespace) are collected
+as the page's categories, wherever they sit in the wikitext. Categories that a transcluded
+template adds (stub templates, infoboxes) are not in the page's own wikitext, so they are not
+seen; nor do we tell <includeonly>/<noinclude> apart: both are rare in articles.
 """
 import collections
 import dataclasses
@@ -65,6 +70,7 @@ class ParsedPage:
   links: Tuple[LinkSpan, ...]
   description: str                 # first sentence of the first prose paragraph
   link_counts: Tuple[Tuple[str, int], ...]  # ("found", n), (skip reason, n), ...
+  categories: Tuple[str, ...] = ()  # normalized category titles, sorted, unique
 
 
 _WS_RUN_RE = re.compile(r"\s+")
@@ -137,6 +143,7 @@ class _Walker:
     self.site = site
     self.out = _TextBuilder()
     self.links: List[LinkSpan] = []
+    self.categories = set()
     self.counts = collections.Counter()
     self.trail = site.lang not in _NO_TRAIL_LANGS
 
@@ -212,6 +219,10 @@ class _Walker:
     kind, target = titles.classify_link(raw_target, self.site)
     if kind in (titles.FILE, titles.CATEGORY, titles.INTERLANGUAGE):
       self.counts[reason or kind] += 1
+      if kind == titles.CATEGORY:
+        category = titles.category_title(raw_target, self.site)
+        if category:
+          self.categories.add(category)
       if node.text is not None:  # file captions can hold links; account for them too
         self._dropped(node.text, reason or "in_file_caption")
       return 0
@@ -278,7 +289,8 @@ def parse_page(wikitext: str, site: titles.SiteInfo) -> ParsedPage:
     links = tuple(l for l in links if l.end <= len(text))
   return ParsedPage(text=text, links=links,
                     description=describe(text, walker.out.heading_starts, site.lang),
-                    link_counts=tuple(sorted(walker.counts.items())))
+                    link_counts=tuple(sorted(walker.counts.items())),
+                    categories=tuple(sorted(walker.categories)))
 
 
 # A paragraph starting so is markup the parser could not place (an unclosed '{{Infobox'), not
