@@ -149,3 +149,20 @@ def test_type_vocabulary_file_round_trips_sorted(tmp_path):
             "entities/types/none": 1, "types/assigned": 5, "types/vocabulary/entity_refs": 5}
   assert summary.type_coverage(totals) == {"wikidata": 25.0, "category": 50.0, "none": 25.0}
   assert summary.checks(totals)["types"]["ok"]
+
+
+def test_wikidata_items_keep_p31_and_p279_apart_and_class_nodes_survive_rejection(shared_data):
+  parsed = {}
+  with open(shared_data / "wikidata/entities.jsonl", encoding="utf-8") as f:
+    for line in f:
+      for obj in wikidata.parse_line(line):
+        parsed[getattr(obj, "qid", getattr(obj, "key", ""))] = obj
+  book = parsed["Q571"]
+  assert book.instance_of == ("Q121132955",)
+  assert book.subclass_of == ("Q340169", "Q49848", "Q2424752")
+  assert book.classes == book.instance_of + book.subclass_of
+  assert wikidata.display_label(book.labels) == "book"
+  # No Wikipedia sitelink: not an entity, but still a node of the class graph with its label.
+  rejected = parsed["Q22002395"]
+  assert rejected.reason == wikidata.NO_WIKIPEDIA_SITELINK and rejected.label
+  assert wikidata.display_label({"fr": "livre", "de": "Buch"}) == "Buch"
