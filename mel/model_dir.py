@@ -4,6 +4,9 @@
                 vocab.txt            the WordPiece vocabulary the towers read, or
                 sentencepiece.model  e5's SentencePiece ModelProto (mel.training.e5_tokenization)
                 entities.tsv         entity ids and the texts the entity tower reads (entity_table)
+                type_vocabulary.tsv  model.typing: the types the classifiers predict, a row each
+                                     (mel.training.type_task)
+                entity_types.tsv     model.typing: entity id, its types' rows (space-separated)
                 checkpoints/         ckpt-<step>; training resumes from the latest
                 train/               TensorBoard summaries
                 train_summary.json   written last by training
@@ -32,6 +35,8 @@ CONFIG = "config.yaml"
 VOCAB = "vocab.txt"
 SENTENCEPIECE_MODEL = "sentencepiece.model"
 ENTITIES = "entities.tsv"
+TYPE_VOCABULARY = "type_vocabulary.tsv"
+ENTITY_TYPES = "entity_types.tsv"
 CHECKPOINTS = "checkpoints"
 SUMMARIES = "train"
 TRAIN_SUMMARY = "train_summary.json"
@@ -75,6 +80,8 @@ class ModelDir:
   vocab = property(lambda self: self.join(VOCAB))
   sentencepiece_model = property(lambda self: self.join(SENTENCEPIECE_MODEL))
   entities = property(lambda self: self.join(ENTITIES))
+  type_vocabulary = property(lambda self: self.join(TYPE_VOCABULARY))
+  entity_types = property(lambda self: self.join(ENTITY_TYPES))
   checkpoints = property(lambda self: self.join(CHECKPOINTS))
   summaries = property(lambda self: self.join(SUMMARIES))
   train_summary = property(lambda self: self.join(TRAIN_SUMMARY))

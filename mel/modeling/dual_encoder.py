@@ -3,6 +3,7 @@
 Model F: the entity tower is a TextTower over descriptions ([CLS] description [SEP]); both
 towers pool and project as model.pooling / model.projection say.
 Model E: the entity tower is an EntityEmbedding table over entity rows.
+model.typing (Model F): typed towers and the type losses (mel.modeling.typed_dual_encoder).
 No parameters are shared between the towers (paper Sec. 4.2).
 Distillation (train.distillation_weight > 0): with teacher logits in the batch, the student's
 logits over each mention's own candidates (its gold and its hard negatives, the values of the
@@ -54,6 +55,11 @@ class DualEncoder(tf_keras.Model):
     """
     mentions = self.mention_tower(features["mentions"], training=training)    # [B, D]
     gold = self.entity_tower(features["entities"], training=training)         # [B, D]
+    return self.retrieval_losses(mentions, gold, features, training)
+
+  def retrieval_losses(self, mentions, gold, features, training=True) -> dict:
+    """task_losses from the mentions' and gold entities' vectors [B, D] (the rest of the
+    features are encoded here)."""
     negatives = None
     if "negatives" in features:
       negatives = self.entity_tower(features["negatives"], training=training)  # [B*K, D]
@@ -102,7 +108,12 @@ class DualEncoder(tf_keras.Model):
 def build_dual_encoder(config: configs.ModelConfig, num_entities: Optional[int] = None,
                        distillation_temperature: float = 1.0) -> DualEncoder:
   """Builds (and creates the variables of) Model F or Model E from a ModelConfig
-  (distillation_temperature: train.distillation_temperature)."""
+  (distillation_temperature: train.distillation_temperature); with model.typing, Model F's
+  typed towers (mel.modeling.typed_dual_encoder)."""
+  if config.typing.enabled:
+    # Imported here: the typed dual encoder subclasses this module's DualEncoder.
+    from mel.modeling.typed_dual_encoder import build_typed_dual_encoder
+    return build_typed_dual_encoder(config, distillation_temperature)
   mention_tower = TextTower.from_model_config(config, name="mention_tower")
   seq = tf.zeros([1, 8], tf.int32)
   dummy = {"input_word_ids": seq, "input_mask": tf.ones_like(seq), "input_type_ids": seq}

@@ -167,3 +167,43 @@ def own_candidate_logits(logits, labels, num_negatives):
   negatives = first + tf.range(batch)[:, None] * num_negatives + tf.range(num_negatives)[None]
   columns = tf.concat([labels[:, None], negatives], axis=1)                  # [B, 1 + K]
   return tf.gather(logits, columns, axis=1, batch_dims=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-label type prediction (model.typing; mel.modeling.typed_tower): each pair's gold
+# entity's types are the target of both the mention's and the entity's type classifier.
+
+
+def multi_label_type_loss(logits, targets, mask):
+  """The paper's type loss (Sec. 3.2.2): binary cross-entropy of every type, summed over the
+  types; 0 for a pair whose entity has no type in the vocabulary (mask False).
+
+  Args:
+    logits: float [B, T].
+    targets: float or bool [B, T], the multi-hot types of each pair's gold entity.
+    mask: bool [B], False where the gold entity has no type (nothing to learn from).
+  Returns:
+    float32 [B].
+  """
+  per_type = tf.nn.sigmoid_cross_entropy_with_logits(
+      labels=tf.cast(targets, tf.float32), logits=tf.cast(logits, tf.float32))
+  return tf.where(mask, tf.reduce_sum(per_type, axis=1), 0.0)
+
+
+def multi_label_counts(logits, targets, mask):
+  """Per-pair true positives, false positives and false negatives of the types predicted at
+  probability > 0.5 (logit > 0); zeros where mask is False. Summed over pairs (and steps),
+  they give the micro-F1 2 TP / (2 TP + FP + FN).
+
+  Args: as multi_label_type_loss. Returns (tp, fp, fn), float32 [B] each.
+  """
+  predicted = tf.cast(logits, tf.float32) > 0.0
+  gold = tf.cast(targets, tf.bool)
+  valid = tf.cast(mask, tf.float32)
+
+  def count(hits):
+    return tf.reduce_sum(tf.cast(hits, tf.float32), axis=1) * valid
+
+  return (count(tf.logical_and(predicted, gold)),
+          count(tf.logical_and(predicted, tf.logical_not(gold))),
+          count(tf.logical_and(tf.logical_not(predicted), gold)))

@@ -15,7 +15,8 @@ def exact_gelu(x):
   return tf.nn.gelu(x, approximate=False)
 
 
-def _activation(name: str):
+def activation(name: str):
+  """An activation by config name ("exact_gelu" or tf-models' names)."""
   return exact_gelu if name == "exact_gelu" else tf_utils.get_activation(name)
 
 
@@ -39,7 +40,7 @@ def build_bert_encoder(config: configs.EncoderConfig,
       num_layers=config.num_layers,
       num_attention_heads=config.num_attention_heads,
       inner_dim=config.intermediate_size,
-      inner_activation=_activation(config.hidden_act),
+      inner_activation=activation(config.hidden_act),
       output_dropout=config.dropout_rate,
       attention_dropout=config.attention_dropout_rate,
       max_sequence_length=config.max_position_embeddings,
@@ -90,6 +91,11 @@ class TextTower(tf_keras.Model):
           embedding_dim, name="projection",
           kernel_initializer=tf_keras.initializers.TruncatedNormal(
               stddev=self._encoder_config.get("initializer_range", 0.02)))
+
+  @property
+  def output_dim(self) -> int:
+    """The exported vector's size."""
+    return self._embedding_dim
 
   def call(self, inputs, training=False):
     sequence = self.encoder(inputs, training=training)["sequence_output"]   # [B, L, H]

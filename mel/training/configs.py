@@ -34,6 +34,19 @@ class EncoderConfig:
 
 
 @dataclasses.dataclass
+class TypingConfig:
+  """The hierarchical multi-task typing model (mel.modeling.typed_tower; Model F only): type
+  layers T over each tower's encoder predict the gold entity's types, retrieval layers f read
+  (u + t) / 2, and the score is f_m . f_e + u_m . u_e (on unit vectors, halved)."""
+  enabled: bool = False           # false: the plain towers, nothing else changes
+  max_types: int = 1000           # the type vocabulary: the max_types types of most entities
+  min_entities: int = 2           # a type of fewer entities is left out of the vocabulary
+  type_layers: int = 1            # transformer layers in T (the low-level typing task)
+  task_layers: int = 1            # transformer layers in f (the high-level retrieval task)
+  num_types: int = 0              # 0: the vocabulary's size (mel train sets it, like vocab_size)
+
+
+@dataclasses.dataclass
 class ModelConfig:
   kind: str = "F"                 # "F": description encoder; "E": QID embedding table;
                                   # "CA": the cross-attention reranker (mel.modeling.cross_encoder)
@@ -42,6 +55,7 @@ class ModelConfig:
   scale: float = 20.0             # logits = scale * cosine (inverse temperature)
   pooling: str = "cls"            # "cls" (paper) or "mean" over the real pieces (e5's own)
   projection: bool = True         # Dense to embedding_dim; false: embedding_dim = hidden_size
+  typing: TypingConfig = dataclasses.field(default_factory=TypingConfig)
 
 
 @dataclasses.dataclass
@@ -128,6 +142,8 @@ class TrainConfig:
   freeze_word_embeddings: bool = False   # keep the text towers' word embeddings as initialised
                                          # (e5: 250k x 384 per tower; AdamW would update all of
                                          # it densely at every step)
+  type_loss_weight_mention: float = 1.0  # model.typing: weight of the mention side's type loss
+  type_loss_weight_entity: float = 1.0   # ... and of the entity side's (the paper: 1 and 1)
 
 
 @dataclasses.dataclass
@@ -171,6 +187,7 @@ class ExperimentConfig:
     if self.train.distillation_weight > 0 and self.data.hard_negatives_per_mention < 1:
       raise ConfigError("train.distillation_weight > 0 needs data.hard_negatives_per_mention "
                         ">= 1 (the teacher scores the gold against the hard negatives)")
+    self._validate_typing()
     if self.model.pooling not in POOLINGS:
       raise ConfigError(f"model.pooling must be one of {POOLINGS}, got {self.model.pooling!r}")
     if not self.model.projection and self.model.embedding_dim != self.model.encoder.hidden_size:
@@ -235,6 +252,23 @@ class ExperimentConfig:
       raise ConfigError("rounds.distill_from distils a reranker into Model F: it needs "
                         "model.kind F and data.hard_negatives_per_mention >= 1")
     return self
+
+  def _validate_typing(self):
+    typing = self.model.typing
+    if self.train.type_loss_weight_mention < 0 or self.train.type_loss_weight_entity < 0:
+      raise ConfigError("train.type_loss_weight_mention and train.type_loss_weight_entity "
+                        "must be >= 0")
+    if not typing.enabled:
+      return
+    if self.model.kind != "F":
+      raise ConfigError(f"model.typing.enabled needs model.kind F (the description encoder); "
+                        f"model.kind {self.model.kind} has no entity text to type")
+    if min(typing.max_types, typing.min_entities, typing.type_layers, typing.task_layers) < 1:
+      raise ConfigError("model.typing.max_types, min_entities, type_layers and task_layers "
+                        "must be >= 1")
+    if not 0 <= typing.num_types <= typing.max_types:
+      raise ConfigError(f"model.typing.num_types must be in [0, max_types "
+                        f"({typing.max_types})], got {typing.num_types}")
 
   def _validate_reranker(self):
     data = self.data

@@ -127,7 +127,8 @@ def export_towers(model, builder: InputBuilder, kind: str, model_dir: ModelDir, 
   _save(entity_module, model_dir.entity_encoder)
   manifest = {
       "kind": kind, "step": int(step),
-      "embedding_dim": int(model.mention_tower.get_config()["embedding_dim"]),
+      # the vectors' size (model.typing: f's and u's concatenated, twice model.embedding_dim)
+      "embedding_dim": int(model.mention_tower.output_dim),
       "vocab_size": builder.tokenizer.vocab_size,
       "tokenizer": builder.tokenizer.kind,
       "mention_layout": builder.mention_layout,

@@ -13,6 +13,8 @@ A batch (per replica, B mentions, K hard negatives each, P entity pairs):
              MentionWithTeacherScores records; the gold's logit, then each negative's; the
              mask is False where the negative is padding or not in the entity table)
   pairs_a, pairs_b: input dict int32 [P, L], pair_ids int32 [P]   (entity-entity task)
+  type_targets float32 [B, T], type_mask bool [B]   (model.typing: the gold entity's multi-hot
+             types; the mask is False where it has none in the vocabulary)
 
 The reranker (model.kind CA; RerankerInputs), per replica, B mentions of C = 1 + K + R
 candidates each (the gold first, K of the mention's hard negatives, R random entities):
@@ -33,7 +35,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from mel.training import configs
+from mel.training import configs, type_task
 
 from mel import entity_table, records, schema
 from mel.training.input_layout import InputBuilder
@@ -112,10 +114,13 @@ class TrainingInputs:
   """Builds the training dataset of one experiment (see module docstring for the batch)."""
 
   def __init__(self, config: configs.ExperimentConfig, builder: InputBuilder,
-               entity_table_path: str):
+               entity_table_path: str, entity_types_path: str = ""):
     self.config = config
     self.builder = builder
     self.entity_table_path = entity_table_path
+    self.entity_types_path = entity_types_path   # model.typing (mel.training.type_task)
+    if config.model.typing.enabled and not entity_types_path:
+      raise ValueError("model.typing needs the model dir's entity types (entity_types_path)")
     self.with_negatives = bool(config.data.hard_negatives) and \
         config.data.hard_negatives_per_mention > 0
     self.with_teacher = self.with_negatives and config.train.distillation_weight > 0
@@ -151,6 +156,9 @@ class TrainingInputs:
     k = self.config.data.hard_negatives_per_mention
     texts = entity_table.text_lookup(self.entity_table_path)
     rows = entity_table.row_lookup(self.entity_table_path)
+    types = None
+    if self.config.model.typing.enabled:
+      types = type_task.TypeTargets(self.entity_types_path, self.config.model.typing.num_types)
 
     def parse(serialized):
       example = tf.io.parse_single_example(serialized, spec)
@@ -178,6 +186,8 @@ class TrainingInputs:
           "entities": self._entity_features(batch["entity_id"], texts, rows),
           "entity_ids": entity_id_hash(batch["entity_id"]),
       }
+      if types is not None:
+        out.update(types(batch["entity_id"]))
       if self.with_negatives:
         negative_ids = tf.reshape(batch["negative_ids"], [-1])                  # [B*K]
         out["negatives"] = self._entity_features(negative_ids, texts, rows)

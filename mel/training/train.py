@@ -9,6 +9,7 @@ strategy. The model dir (paths: mel.model_dir) holds everything a later stage ne
   config.yaml        the effective config (a rerun must agree with it on model and layout)
   vocab.txt          the WordPiece vocabulary used
   entities.tsv       entity ids and the texts the entity tower reads (mel.entity_table)
+  type_vocabulary.tsv, entity_types.tsv   model.typing: the types (mel.training.type_task)
   checkpoints/       ckpt-<step>; training resumes from the latest one automatically
   train/             TensorBoard summaries: losses per task, in-batch accuracy, lr, examples/s
   export/            SavedModels of both towers taking raw strings (mel.training.export);
@@ -30,7 +31,7 @@ from mel.modeling.cross_encoder import build_cross_encoder
 from mel.modeling.dual_encoder import build_dual_encoder
 from mel.modeling.text_tower import TextTower
 from mel.training import bert_init, configs, e5_init, e5_tokenization, export, optimization
-from mel.training import tokenization
+from mel.training import tokenization, type_task
 from mel.training.input_layout import InputBuilder
 from mel.training.inputs import RerankerInputs, TrainingInputs
 # (cpu_has_bfloat16 too: mel.training.train's callers and tests name it here)
@@ -52,7 +53,7 @@ SUMMARY_NAMES = {"mention_entity_loss": "loss/mention_entity",
                  "entity_entity_accuracy": "accuracy/entity_entity_in_batch",
                  "rerank_loss": "loss/rerank",
                  "rerank_accuracy": "accuracy/rerank_gold_first",
-                 DISTILLATION: "loss/distillation"}
+                 DISTILLATION: "loss/distillation", **type_task.SUMMARY_NAMES}
 
 
 def distilling(config: configs.ExperimentConfig) -> bool:
@@ -62,8 +63,9 @@ def distilling(config: configs.ExperimentConfig) -> bool:
 
 def metric_names(config: configs.ExperimentConfig) -> tuple:
   """The per-example outputs of this run's task_losses that the loop averages: METRICS of the
-  model kind, and the distillation loss when distilling."""
-  return METRICS[config.model.kind] + ((DISTILLATION,) if distilling(config) else ())
+  model kind, the distillation loss when distilling, and model.typing's (type_task)."""
+  return (METRICS[config.model.kind] + ((DISTILLATION,) if distilling(config) else ())
+          + type_task.metric_names(config))
 
 
 def log(message: str) -> None:
@@ -157,6 +159,8 @@ def prepare_model_dir(config: configs.ExperimentConfig, model_dir: ModelDir):
     raise configs.ConfigError(f"model.encoder.vocab_size={config.model.encoder.vocab_size} "
                               f"but {source} has {tokenizer.vocab_size} tokens")
 
+  if config.model.typing.enabled:   # sets model.typing.num_types, before the check below
+    log(type_task.prepare(config, model_dir))
   config_path = model_dir.config
   if tf.io.gfile.exists(config_path):
     previous = configs.load(config_path)
@@ -306,7 +310,7 @@ def objective(sums: dict, train_config: configs.TrainConfig):
     total = 0.5 * (total + sums["entity_entity_loss"])   # the mean of the two tasks (Sec. 5.2.3)
   if train_config.distillation_weight > 0:
     total += train_config.distillation_weight * sums[DISTILLATION]
-  return total
+  return total + type_task.weighted_loss(sums, train_config)   # model.typing: L_type_m + L_type_e
 
 
 def build_train_loop(model, optimizer, strategy, config: configs.ExperimentConfig):
@@ -357,7 +361,7 @@ def _progress_line(step: int, total_steps: int, metrics: dict,
              f"acc {metrics['entity_entity_accuracy']:.3f}")
   if DISTILLATION in metrics:
     line += f"  distillation {metrics[DISTILLATION]:.4f}"
-  return line
+  return line + type_task.progress(metrics)
 
 
 def _describe_run(config: configs.ExperimentConfig, inputs, precision: str, replicas: int,
@@ -407,8 +411,8 @@ def train(config: configs.ExperimentConfig, model_dir: str,
   global_batch = config.data.batch_size
   metrics, started, trained = {}, time.time(), 0
   if step < total_steps:
-    inputs_class = RerankerInputs if config.model.kind == "CA" else TrainingInputs
-    inputs = inputs_class(config, builder, paths.entities)
+    inputs = (RerankerInputs(config, builder, paths.entities) if config.model.kind == "CA"
+              else TrainingInputs(config, builder, paths.entities, paths.entity_types))
     dataset = strategy.distribute_datasets_from_function(inputs.dataset)
     iterator = iter(dataset)
     train_loop = build_train_loop(model, optimizer, strategy, config)
@@ -422,7 +426,7 @@ def train(config: configs.ExperimentConfig, model_dir: str,
     while step < total_steps:
       n = min(config.train.steps_per_loop, total_steps - step)
       values = train_loop(iterator, tf.constant(n, tf.int32))
-      metrics = {k: float(v) for k, v in values.items()}
+      metrics = type_task.summarize({k: float(v) for k, v in values.items()})
       step += n
       trained += n
       now = time.time()
