@@ -2,8 +2,10 @@
 
   python bench/typing_ablation.py [--mining_dir out/mining_types] [--config configs/demo_e5.yaml]
       [--seeds 1,2,3] [--steps 150] [--output out/ablation_typing] [--overrides K=V,...]
+      [--on_name on] [--on_overrides K=V,...]
 
-For each seed and each variant (typing off: model.typing.enabled=false; on: true) it trains
+For each seed and each variant (typing off: model.typing.enabled=false; on: true, plus
+--on_overrides, e.g. the type loss weights; --on_name names its runs) it trains
 `mel train --config C` (data.mining_dir, train.seed, train.steps set), encodes and indexes the
 entities (`mel encode`, `mel index`), then evaluates every run on the held-out split in one
 `mel evaluate` (R@1/10/100 by training-frequency bin, micro and macro). It prints, per variant,
@@ -21,7 +23,6 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-VARIANTS = {"off": "false", "on": "true"}
 FIGURES = (("[0, 1)", "R@100"), ("[0, 1)", "R@1"), ("[1, 10)", "R@1"), ("[1, 10)", "R@100"),
            ("[10, 100)", "R@1"), ("[100, 1k)", "R@1"), ("micro", "R@1"), ("micro", "R@100"),
            ("macro", "R@1"), ("macro", "R@100"))
@@ -37,7 +38,9 @@ def run(*args) -> None:
 
 def train_and_index(model_dir: pathlib.Path, args, seed: int, typing: str) -> None:
   overrides = (f"data.mining_dir={args.mining_dir},train.seed={seed},train.steps={args.steps},"
-               f"model.typing.enabled={typing}" + (f",{args.overrides}" if args.overrides else ""))
+               f"model.typing.enabled={typing}" + "".join(
+                   f",{x}" for x in (args.overrides, args.on_overrides if typing == "true" else "")
+                   if x))
   if not (model_dir / "train_summary.json").exists():
     run("train", "--config", args.config, "--model_dir", model_dir, "--params_override",
         overrides)
@@ -61,29 +64,32 @@ def main():
   p.add_argument("--steps", type=int, default=150)
   p.add_argument("--output", default="out/ablation_typing")
   p.add_argument("--overrides", default="", help="more --params_override for every run")
+  p.add_argument("--on_name", default="on", help="the typing runs' name (and model dirs')")
+  p.add_argument("--on_overrides", default="", help="more --params_override for typing runs")
   args = p.parse_args()
+  variants = {"off": "false", args.on_name: "true"}
   seeds = [int(s) for s in args.seeds.split(",")]
   output = pathlib.Path(args.output)
   names = []
   for seed in seeds:
-    for variant, typing in VARIANTS.items():
+    for variant, typing in variants.items():
       model_dir = output / f"typing_{variant}_seed{seed}"
       train_and_index(model_dir, args, seed, typing)
       names += ["--model_dir", model_dir, "--name", f"{variant} {seed}"]
-  evaluation = output / "eval"
+  evaluation = output / f"eval_{args.on_name}_seeds{'-'.join(map(str, seeds))}"
   if not (evaluation / "evaluation.json").exists():
     run("evaluate", *names, "--dataset",
         f"holdout:{args.mining_dir}/mentions/holdout-*.tfrecord.gz", "--recall_at", "1,10,100",
         "--output", evaluation, "--no_progress")
   systems = json.loads((evaluation / "evaluation.json").read_text())["systems"]
   table = {v: {f: [figure(systems[f"{v} {s}"]["results"], *f) for s in seeds] for f in FIGURES}
-           for v in VARIANTS}
+           for v in variants}
   print(f"\n{len(seeds)} seeds, {args.steps} steps, {args.config}, {args.mining_dir}")
   print(f"{'figure':<18} {'off mean':>9} {'spread':>7} {'on mean':>9} {'spread':>7} "
         f"{'on - off':>9}  beyond both spreads?")
   summary = {}
   for f in FIGURES:
-    off, on = table["off"][f], table["on"][f]
+    off, on = table["off"][f], table[args.on_name][f]
     if any(x is None for x in off + on):
       continue
     mean_off, mean_on = sum(off) / len(off), sum(on) / len(on)
@@ -95,10 +101,12 @@ def main():
           f"{diff:+9.3f}  {'yes' if beyond else 'no'}")
     summary[name] = {"off": off, "on": on, "diff": diff, "beyond_spread": beyond}
   for seed in seeds:
-    trained = json.loads((output / f"typing_on_seed{seed}" / "train_summary.json").read_text())
-    typing = {k: v for k, v in trained.items() if "type" in k}
+    trained = json.loads((output / f"typing_{args.on_name}_seed{seed}" / "train_summary.json")
+                         .read_text())
+    final = trained.get("final_metrics", {})
+    typing = {k: round(v, 4) for k, v in final.items() if "type" in k or "mention_entity" in k}
     print(f"typing heads, seed {seed}: {json.dumps(typing)}")
-  (output / "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
+  (evaluation / "ablation.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":
