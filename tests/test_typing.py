@@ -205,6 +205,15 @@ def test_type_vocabulary_cut_and_targets(tmp_path):
                                 [[1, 1], [0, 0], [0, 1], [0, 0]])
   np.testing.assert_array_equal(targets["type_mask"].numpy(), [True, False, True, False])
 
+  # a vocabulary none of the entities' types is in (another mining run's): a clear error
+  path.write_text("type_id\tentities\tsource\tlabel\ncat:xwiki:Other\t9\tcategory\tOther\n")
+  fresh = ModelDir(str(tmp_path / "model2"))
+  os.makedirs(fresh.path)
+  config.model.typing.num_types = 0
+  with pytest.raises(configs.ConfigError, match="no entity of .* has a type of its type "
+                     "vocabulary"):
+    type_task.prepare(config, fresh)
+
 
 @pytest.mark.parametrize("override,message", [
     ("model.kind=E,train.entity_entity_task=false", "model.typing.enabled needs model.kind F"),
@@ -237,6 +246,8 @@ def typed_mining(mini_mining, tmp_path_factory):
   source = mini_mining[0]
   target = tmp_path_factory.mktemp("typed") / "mining"
   shutil.copytree(source, target)
+  # the mined vocabulary names the mined types; these entities carry the ones made up here
+  os.remove(target / records.TYPE_VOCABULARY)
   entities = [_with_types(e) for e in records.read_output(str(source), records.ENTITIES)]
   for path in tf.io.gfile.glob(records.pattern(str(target), records.ENTITIES)):
     os.remove(path)

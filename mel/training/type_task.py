@@ -171,6 +171,11 @@ def prepare(config: configs.ExperimentConfig, model_dir: ModelDir) -> str:
           f"model.typing.enabled, but no type of {config.data.mining_dir}'s entities has "
           f"model.typing.min_entities={typing.min_entities} entities (Entity.types)")
     rows = entity_type_rows(entity_types, vocabulary)
+    if not rows:
+      raise configs.ConfigError(
+          f"model.typing.enabled, but no entity of {config.data.mining_dir} has a type of its "
+          f"type vocabulary ({len(vocabulary)} types; is {records.TYPE_VOCABULARY} from "
+          f"another mining run?)")
     _write_lines(model_dir.type_vocabulary,
                  ("\t".join(_clean(x) for x in row) for row in vocabulary))
     _write_lines(model_dir.entity_types,
