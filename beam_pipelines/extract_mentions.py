@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import entity_types
+from beam_pipelines import read_dumps
 from beam_pipelines import summary as summary_lib
 from mel.wikipedia import titles
 from beam_pipelines import transforms
@@ -60,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                   f"without --runner the local {LOCAL_RUNNER} runs the job.")
   p.add_argument("--wikipedia_dumps", required=True,
                  help="comma-separated globs of pages-articles XML dumps (.xml/.bz2/.gz/.xz; "
-                      "local or gs://). The language comes from each dump's <dbname>.")
+                      "local or gs://). The language comes from each dump's <dbname>. A "
+                      "-multistream.xml.bz2 with its -multistream-index.txt.bz2 beside it is "
+                      "read by many workers; index files the globs match are skipped.")
   p.add_argument("--wikidata_dump", default="",
-                 help="glob of WikiData JSON dump files (.json/.bz2/.gz). Without it every "
+                 help="glob of WikiData JSON dump files (.json/.bz2/.gz; a .bz2 of many "
+                      "streams, as published, is read by many workers). Without it every "
                       "entity id is '<dbname>:<Title>'.")
   p.add_argument("--output_dir", "--output", dest="output_dir", required=True,
                  help="where the records go (local or gs://); --output is the same flag, the "
@@ -89,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--num_shards", type=int, default=Config.num_shards)
   p.add_argument("--no_documents", action="store_true",
                  help="do not write the documents/ output (clean article text)")
+  p.add_argument("--no_split_reads", action="store_true",
+                 help="read every dump file whole on one worker (by default bz2 multistream "
+                      "dumps with their index, and bz2 WikiData dumps, are read in byte ranges "
+                      "by many workers; the records are the same)")
+  p.add_argument("--split_bytes", type=int, default=read_dumps.DEFAULT_SPLIT_BYTES,
+                 help="size of the byte ranges a split read starts from (runners may split "
+                      "them further)")
   p.add_argument("--overwrite", action="store_true",
                  help="run even if output_dir holds a completed run with the same config")
   return p
@@ -100,6 +111,8 @@ def expand_globs(spec: str, what: str) -> Dict[str, int]:
   for pattern in [s.strip() for s in spec.split(",") if s.strip()]:
     matched = sorted((m.path, m.size_in_bytes)
                      for r in FileSystems.match([pattern]) for m in r.metadata_list)
+    # A multistream dump's index sits beside it, and a glob like '*multistream*' takes both.
+    matched = [(path, size) for path, size in matched if not path.endswith("-index.txt.bz2")]
     if not matched:
       raise FileNotFoundError(f"{what}: no file matches {pattern!r}")
     files.update(matched)
@@ -141,12 +154,14 @@ def _write_tfrecords(pcoll, output_dir, name, num_shards, label):
               num_shards=num_shards))
 
 
-def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset):
-  """Wires every stage onto pipeline p."""
+def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset,
+                   read_options: read_dumps.ReadOptions = read_dumps.ReadOptions()):
+  """Wires every stage onto pipeline p. read_options say how dumps are read, not what is
+  computed (the records are the same), so they are not part of the config."""
   counts, dead = [], []
 
   dumps = p | "WikipediaDumps" >> beam.Create(config.wikipedia_dumps)
-  read = dumps | "ReadWikipedia" >> transforms.ReadWikipediaDumps()
+  read = dumps | "ReadWikipedia" >> read_dumps.ReadWikipediaDumps(read_options)
   parsed = read["pages"] | "ParseArticles" >> transforms.ParseArticles(read["siteinfo"])
   counts += [read[transforms.COUNTS], parsed[transforms.COUNTS]]
   dead += [read[transforms.DEAD_LETTER], parsed[transforms.DEAD_LETTER]]
@@ -154,7 +169,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, excluded: frozenset):
 
   if config.wikidata_dumps:
     wd = (p | "WikidataDumps" >> beam.Create(config.wikidata_dumps)
-          | "ReadWikidata" >> transforms.ReadWikidata())
+          | "ReadWikidata" >> read_dumps.ReadWikidata(read_options))
     items, class_graph = wd["items"], wd["classes"]
     # Only sitelinks into the wikis being mined can be link targets.
     dump_wikis = beam.pvalue.AsDict(read["siteinfo"])
@@ -242,12 +257,10 @@ def run(argv=None) -> dict:
     parser.error("--type_superclass_steps must be >= 0")
   if args.min_category_entities < 1:
     parser.error("--min_category_entities must be >= 1")
+  if args.split_bytes < 1:
+    parser.error("--split_bytes must be >= 1")
   if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
     beam_args.append(f"--runner={LOCAL_RUNNER}")
-  if "multi_processing" in " ".join(beam_args):
-    logging.warning("FnApiRunner multi_processing: an earlier revision of this pipeline lost "
-                    "mentions in this mode (cause not found); this one gives identical records "
-                    "in tests. The summary's checks exit 3 if anything goes missing.")
   wikipedia = expand_globs(args.wikipedia_dumps, "--wikipedia_dumps")
   wikidata = expand_globs(args.wikidata_dump, "--wikidata_dump") if args.wikidata_dump else {}
   excluded = read_excluded_titles(args.exclude_titles)
@@ -275,7 +288,8 @@ def run(argv=None) -> dict:
         f"{len(config.wikidata_dumps)} WikiData dump(s) -> {args.output_dir}", flush=True)
   options = PipelineOptions(beam_args)
   with beam.Pipeline(options=options) as p:
-    build_pipeline(p, config, excluded)
+    build_pipeline(p, config, excluded, read_dumps.ReadOptions(
+        split_reads=not args.no_split_reads, split_bytes=args.split_bytes))
   summary = summary_lib.read_summary(args.output_dir)
   summary_lib.finish_summary(args.output_dir, summary, time.time() - started,
                              datetime.datetime.now(datetime.timezone.utc).isoformat())

@@ -137,6 +137,9 @@ def format_summary(summary: dict) -> str:
   lines = [
       f"extract_mentions summary ({summary['config']['output_dir']})",
       f"  dumps     {t.get('dump/files', 0):,} files; errors: {_reasons(t, 'dump/errors/')}",
+      f"            read by many workers (byte ranges) {t.get('dump/read_split', 0):,} files"
+      f" ({t.get('dump/streams_read', 0):,} page streams); read whole: "
+      f"{_reasons(t, 'dump/read_whole/')}",
       f"  pages     read {t.get('pages/read', 0):,} = articles {t.get('pages/article', 0):,} + "
       f"redirects {t.get('pages/redirect', 0):,} + skipped "
       f"{_sum_prefix(t, 'pages/skipped/'):,} [{mark('pages')}]",

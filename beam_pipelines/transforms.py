@@ -10,7 +10,7 @@ held in one worker's memory, so the same graph runs on the full dumps of 104 lan
 """
 import collections
 import dataclasses
-import io
+import gc
 import logging
 from typing import Optional, Tuple
 
@@ -71,12 +71,27 @@ class SumCounts(beam.CombineFn):
     return dict(acc)
 
 
+def freeze_heap():
+  """Takes the objects alive now out of the garbage collector's walks (gc.freeze).
+
+  They are mostly imported modules (TensorFlow's and Beam's, imported as the stages start), and
+  a full collection would walk them all again; parsing wikitext allocates so many short-lived
+  objects that full collections come often. Called from each DoFn's setup, when a stage starts:
+  freezing is O(1), and what it keeps alive is only cyclic garbage of that moment.
+  bench/RESULTS.md has what this saves.
+  """
+  gc.freeze()
+
+
 class CountingDoFn(beam.DoFn):
   """A DoFn that sums its counts over a bundle and emits them once, from finish_bundle.
 
   Counting per element would send one small dict downstream per page, link target, or WikiData
   line (hundreds of millions on full dumps); per bundle it is a handful.
   """
+
+  def setup(self):
+    freeze_heap()
 
   def start_bundle(self):
     self._counts = collections.Counter()
@@ -89,54 +104,6 @@ class CountingDoFn(beam.DoFn):
       yield beam.pvalue.TaggedOutput(
           COUNTS, beam.transforms.window.GlobalWindows.windowed_value(dict(self._counts)))
     self._counts = collections.Counter()
-
-
-# --------------------------------------------------------------------------------------------
-# Reading dumps
-
-
-class _ReadDumpFn(CountingDoFn):
-  """A dump file -> its SiteInfo and RawPages; errors name the file and go to dead letter."""
-
-  def process(self, path):
-    lang = ""
-    pages = 0
-    self.count("", "dump/files")
-    try:
-      for obj in dump_reader.read_dump(path, open_raw=open_beam_file):
-        if isinstance(obj, titles.SiteInfo):
-          lang = obj.lang
-          yield beam.pvalue.TaggedOutput("siteinfo", (obj.wiki, obj))
-          continue
-        pages += 1
-        if pages % 10000 == 0:
-          logging.info("%s: %d pages read", path, pages)
-        yield obj
-    except dump_reader.DumpTruncatedError as e:
-      logging.error("%s", e)
-      self.count(lang, "dump/errors/truncated")
-      yield dead("dump", "truncated", path, path, str(e))
-    except dump_reader.DumpFormatError as e:
-      logging.error("%s", e)
-      self.count(lang, "dump/errors/format_error")
-      yield dead("dump", "format_error", path, path, str(e))
-    self.count(lang, "pages/read", pages)  # also after an error: every page yielded counts
-    logging.info("%s: %d pages read (%s)", path, pages, lang or "no siteinfo")
-
-
-class ReadWikipediaDumps(beam.PTransform):
-  """File paths -> {'pages': RawPage, 'siteinfo': (wiki, SiteInfo), counts, dead_letter}."""
-
-  def expand(self, paths):
-    out = paths | "ReadFiles" >> beam.ParDo(_ReadDumpFn()).with_outputs(
-        "siteinfo", COUNTS, DEAD_LETTER, main="pages")
-    # A wiki may come in several files (split dumps): keep one SiteInfo per wiki.
-    siteinfo = (out.siteinfo | "GroupSiteInfo" >> beam.GroupByKey()
-                | "OneSiteInfo" >> beam.MapTuple(lambda wiki, infos: (wiki, next(iter(infos)))))
-    # Whole files arrive as single elements: reshuffle so pages are parsed in parallel.
-    pages = out.pages | "SpreadPages" >> beam.Reshuffle()
-    return {"pages": pages, "siteinfo": siteinfo, COUNTS: out[COUNTS],
-            DEAD_LETTER: out[DEAD_LETTER]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +256,7 @@ class ResolveTitles(beam.PTransform):
     return finished | "AllResolutions" >> beam.Flatten()
 
 
-def _sitelink_rows(obj):
+def sitelink_rows(obj):
   """WikiData Item / filtered Rejected -> ((wiki, title), (qid, kept?)) for each sitelink."""
   kept = isinstance(obj, wikidata.Item)
   for wiki, title in obj.sitelinks.items():
@@ -400,59 +367,6 @@ class ResolveLinks(beam.PTransform):
 
 # --------------------------------------------------------------------------------------------
 # WikiData
-
-
-# Rejections after which an entity is still a node of the class graph (a class item).
-_CLASS_NODE_REASONS = (wikidata.FILTERED_CLASS, wikidata.NO_WIKIPEDIA_SITELINK)
-
-
-class _ParseWikidataFn(CountingDoFn):
-  def process(self, element):
-    path, line_no, line = element
-    for obj in wikidata.parse_line(line):
-      self.count("", "wikidata/read")
-      if isinstance(obj, wikidata.Item):
-        self.count("", "wikidata/kept")
-        yield beam.pvalue.TaggedOutput("classes", (obj.qid, (
-            obj.subclass_of, wikidata.display_label(obj.labels))))
-        yield obj
-        continue
-      if obj.reason in _CLASS_NODE_REASONS:
-        yield beam.pvalue.TaggedOutput("classes", (obj.key, (obj.subclass_of, obj.label)))
-      self.count("", f"wikidata/skipped/{obj.reason}")
-      if obj.reason == wikidata.FILTERED_CLASS:
-        yield beam.pvalue.TaggedOutput("filtered", obj)
-      if obj.reason in (wikidata.FILTERED_CLASS, wikidata.BAD_JSON, wikidata.BAD_ENTITY):
-        yield dead("wikidata", obj.reason, f"{path}:{line_no}", obj.key, obj.detail)
-
-
-def open_beam_file(path):
-  """A file's raw bytes through Beam's filesystems (local, gs://, ...)."""
-  from apache_beam.io.filesystem import CompressionTypes
-  from apache_beam.io.filesystems import FileSystems
-  return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
-def _read_lines(path):
-  """A WikiData dump file (any compression, local or gs://) -> (path, line number, line)."""
-  with dump_reader.open_dump(path, open_beam_file) as raw:
-    for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-      yield path, line_no, line
-
-
-class ReadWikidata(beam.PTransform):
-  """Dump paths -> {'items': Item, 'sitelinks': ((wiki, title), (qid, kept)), 'classes': (qid,
-  (P279 values, label)) for every item of the dump, counts, dead}."""
-
-  def expand(self, paths):
-    lines = (paths | "ReadLines" >> beam.FlatMap(_read_lines)
-             | "SpreadLines" >> beam.Reshuffle())
-    out = lines | "ParseEntities" >> beam.ParDo(_ParseWikidataFn()).with_outputs(
-        "filtered", "classes", COUNTS, DEAD_LETTER, main="items")
-    sitelinks = ((out.items, out.filtered) | "ItemsAndFiltered" >> beam.Flatten()
-                 | "SitelinkRows" >> beam.FlatMap(_sitelink_rows))
-    return {"items": out.items, "sitelinks": sitelinks, "classes": out.classes,
-            COUNTS: out[COUNTS], DEAD_LETTER: out[DEAD_LETTER]}
 
 
 # --------------------------------------------------------------------------------------------

@@ -349,3 +349,31 @@ def e5_texts(shared_data):
         for lang, value in sorted(entity.get(field, {}).items()):
           wikidata.append((lang, value["value"]))
   return {"lines": lines, "descriptions": descriptions, "wikidata": wikidata}
+
+
+EXCERPTS = ("bnwiki-20230501-excerpt", "elwiki-20230501-excerpt", "enwiki-2016-shortened",
+            "jawiki-20230501-excerpt", "mrwiki-20230501-excerpt", "ukwiki-20230501-excerpt",
+            "viwiki-20230501-excerpt")
+
+
+@pytest.fixture(scope="session")
+def multistream_excerpts(shared_data, tmp_path_factory):
+  """The seven excerpts rewritten as Wikimedia writes multistream dumps (100 pages a stream,
+  each dump with its index), and entities.jsonl as a bz2 of many streams cut mid-line, as
+  parallel compressors cut WikiData's dump. .dumps: {name: (dump, index, source excerpt)}."""
+  import bz2
+  import types
+  from mel.wikipedia import multistream
+  folder = tmp_path_factory.mktemp("multistream")
+  dumps = {}
+  for name in EXCERPTS:
+    source = shared_data / f"wikipedia/excerpts/{name}.xml.bz2"
+    path = folder / f"{name}-multistream.xml.bz2"
+    index = multistream.index_path_for(str(path))
+    multistream.write_multistream(str(source), str(path), index)
+    dumps[name] = (str(path), index, str(source))
+  text = (shared_data / "wikidata/entities.jsonl").read_bytes()
+  wikidata = folder / "wikidata-latest-all.json.bz2"
+  wikidata.write_bytes(b"".join(bz2.compress(text[i:i + 7000])
+                                for i in range(0, len(text), 7000)))
+  return types.SimpleNamespace(folder=folder, dumps=dumps, wikidata=str(wikidata))

@@ -215,19 +215,36 @@ def test_a_replaced_input_is_not_reused(shared_data, tmp_path):
   assert set(records.read_summary(str(out))["by_language"]) == {"mr"}
 
 
-def test_two_worker_processes_give_identical_records(mini_run, shared_data, tmp_path):
-  """FnApiRunner's multi_processing mode once lost mentions here; it must match in_memory."""
-  out, _ = mini_run
-  other = tmp_path / "mp"
-  result = _beam("run", "extract_mentions",
-                 f"--wikipedia_dumps={shared_data}/wikipedia/mini/*.xml.bz2",
-                 f"--wikidata_dump={shared_data}/wikidata/entities.jsonl",
-                 f"--output_dir={other}", "--holdout_per_language=30",
-                 "--direct_running_mode=multi_processing", "--direct_num_workers=2")
-  assert result.returncode == 0, result.stderr[-3000:]
-  for name in (records.MENTIONS_TRAIN, records.MENTIONS_HOLDOUT, records.ENTITIES,
-               records.ENTITY_PAIRS, records.DOCUMENTS):
-    assert (sorted(r.to_json() for r in _all(out, name)) ==
-            sorted(r.to_json() for r in _all(other, name))), name
-  assert (sorted(d.to_json() for d in records.read_dead_letters(str(out))) ==
-          sorted(d.to_json() for d in records.read_dead_letters(str(other))))
+def _everything(out):
+  kept = {name: sorted(r.to_json() for r in _all(out, name))
+          for name in (records.MENTIONS_TRAIN, records.MENTIONS_HOLDOUT, records.ENTITIES,
+                       records.ENTITY_PAIRS, records.DOCUMENTS)}
+  kept["dead letters"] = sorted(d.to_json() for d in records.read_dead_letters(str(out)))
+  totals = records.read_summary(str(out))["totals"]
+  kept["totals"] = {k: v for k, v in totals.items()  # all but how the files were read
+                    if not k.startswith(("dump/read", "dump/streams"))}
+  return kept, totals
+
+
+def test_split_reads_on_two_worker_processes_equal_one_whole_read(multistream_excerpts,
+                                                                   tmp_path):
+  """All seven excerpts as multistream dumps + WikiData in many bz2 streams: read whole in
+  one process, and split into ~300 kB ranges across two worker processes (FnApiRunner
+  multi_processing), record for record."""
+  inputs = [f"--wikipedia_dumps={multistream_excerpts.folder}/*multistream*",
+            f"--wikidata_dump={multistream_excerpts.wikidata}"]
+  whole = _beam("run", "extract_mentions", *inputs, f"--output_dir={tmp_path / 'whole'}",
+                "--no_split_reads")
+  assert whole.returncode == 0, whole.stderr[-3000:]
+  split = _beam("run", "extract_mentions", *inputs, f"--output_dir={tmp_path / 'split'}",
+                "--split_bytes=300000", "--direct_running_mode=multi_processing",
+                "--direct_num_workers=2")
+  assert split.returncode == 0, split.stderr[-3000:]
+  expected, whole_totals = _everything(tmp_path / "whole")
+  got, split_totals = _everything(tmp_path / "split")
+  for name in expected:
+    assert got[name] == expected[name], name
+  assert len(expected[records.MENTIONS_TRAIN]) == 26086 and len(expected[records.ENTITIES]) == 2950
+  assert whole_totals["dump/read_whole/split_reads_off"] == 8
+  assert split_totals["dump/read_split"] == 8 and split_totals["dump/streams_read"] == 59
+  assert "read by many workers (byte ranges) 8 files (59 page streams)" in split.stdout

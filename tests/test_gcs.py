@@ -32,7 +32,7 @@ def _upload(path, name):
 def test_dump_reader_reads_gs_paths(emulator, shared_data):
   from mel.wikipedia import dump_reader
   _upload(shared_data / "wikipedia/mini/viwiki-mini.xml.bz2", "dumps/viwiki-mini.xml.bz2")
-  from beam_pipelines.transforms import open_beam_file
+  from beam_pipelines.read_dumps import open_beam_file
   items = list(dump_reader.read_dump(f"gs://{BUCKET}/dumps/viwiki-mini.xml.bz2",
                                      open_raw=open_beam_file))
   assert items[0].wiki == "viwiki" and len(items) == 1 + 111

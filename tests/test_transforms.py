@@ -4,6 +4,7 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 import pytest
 
+from beam_pipelines import read_dumps
 from beam_pipelines import summary
 from beam_pipelines import transforms as T
 from beam_pipelines import wikidata
@@ -162,7 +163,7 @@ def test_mentions_of_a_document_cut_contexts_and_take_the_split():
 def test_wikidata_items_and_filtered_sitelinks(shared_data):
   path = str(shared_data / "wikidata/entities.jsonl")
   with _pipeline() as p:
-    out = p | beam.Create([path]) | T.ReadWikidata()
+    out = p | beam.Create([path]) | read_dumps.ReadWikidata()
     assert_that(out["items"] | beam.Map(lambda i: i.qid) | beam.combiners.Count.Globally(),
                 equal_to([17]), label="items")
     assert_that(out["sitelinks"] | beam.Filter(lambda r: r[0] == ("viwiki", "Hồng Kông")),

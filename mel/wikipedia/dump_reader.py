@@ -12,6 +12,7 @@ been yielded; other malformed XML raises DumpFormatError. Both name the file.
 import bz2
 import dataclasses
 import gzip
+import io
 import lzma
 import xml.etree.ElementTree as ET
 from typing import BinaryIO, Callable, Iterator, Optional, Union
@@ -77,6 +78,20 @@ def _open_local(path: str) -> BinaryIO:
   return open(path, "rb")
 
 
+class _ReadAvailable:
+  """Hands the XML parser what a decompressor has so far (read1), so a stream cut short loses
+  no complete page: a plain read(n) of BZ2File/GzipFile drops the bytes it had gathered in
+  that call when the decompressor then hits the cut (EOFError)."""
+
+  def __init__(self, f):
+    self._f = f
+
+  def read(self, n=-1):
+    if n is None or n < 0 or not hasattr(self._f, "read1"):
+      return self._f.read(n)
+    return self._f.read1(n)
+
+
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
@@ -91,7 +106,7 @@ def read_dump(path: str, stream=None, open_raw: Optional[Callable[[str], BinaryI
   The wiki is named by <siteinfo><dbname>, or, for exports without <siteinfo>, by the root's
   xml:lang (then the canonical namespace names apply).
   """
-  stream = stream if stream is not None else open_dump(path, open_raw)
+  stream = _ReadAvailable(stream if stream is not None else open_dump(path, open_raw))
   site = None
   pages = 0
   root = None
@@ -133,6 +148,38 @@ def read_dump(path: str, stream=None, open_raw: Optional[Callable[[str], BinaryI
                              pages) from None
   if site is None:
     raise DumpFormatError(path, "no <siteinfo> found")
+
+
+def read_page_fragment(path: str, site: titles.SiteInfo, data: bytes, where: str = "",
+                       complete: bool = True) -> Iterator[RawPage]:
+  """The <page> elements of a piece of a dump (a multistream dump's stream: whole pages, no
+  root element), as read_dump would yield them; `where` names the piece in errors.
+
+  A piece that is not whole pages raises DumpFormatError; one cut short (complete=False, the
+  end of a truncated file) yields its complete pages, then raises DumpTruncatedError.
+  """
+  pages = 0
+  label = f"{path} ({where})" if where else path
+  try:
+    context = ET.iterparse(io.BytesIO(b"<mediawiki>" + data + b"</mediawiki>"),
+                           events=("start", "end"))
+    root = None
+    for event, elem in context:
+      if root is None:
+        root = elem
+        continue
+      if event == "end" and _local(elem.tag) == "page":
+        yield _page(path, site, elem)
+        pages += 1
+        root.clear()
+  except ET.ParseError as e:
+    line, column = e.position
+    if complete:
+      raise DumpFormatError(label, f"not a sequence of whole <page> elements: {e} at line "
+                            f"{line}, column {column} after {pages} pages", pages) from None
+  if not complete:
+    raise DumpTruncatedError(label, f"the file ends inside this bz2 stream, after {pages} "
+                             "complete pages", pages)
 
 
 def _siteinfo(path, elem) -> titles.SiteInfo:
