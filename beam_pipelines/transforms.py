@@ -76,8 +76,8 @@ def freeze_heap():
 
   They are mostly imported modules (TensorFlow's and Beam's, imported as the stages start), and
   a full collection would walk them all again; parsing wikitext allocates so many short-lived
-  objects that full collections come often. Called from each DoFn's setup, when a stage starts:
-  freezing is O(1), and what it keeps alive is only cyclic garbage of that moment.
+  objects that full collections come often. Called from every CountingDoFn's setup, when a
+  stage starts: freezing is O(1), and what it keeps alive is only cyclic garbage of that moment.
   bench/RESULTS.md has what this saves.
   """
   gc.freeze()
@@ -363,10 +363,6 @@ class ResolveLinks(beam.PTransform):
            | "Resolve" >> beam.ParDo(_ResolveLinksFn()).with_outputs(
                COUNTS, DEAD_LETTER, main="resolved"))
     return {"resolved": out.resolved, COUNTS: out[COUNTS], DEAD_LETTER: out[DEAD_LETTER]}
-
-
-# --------------------------------------------------------------------------------------------
-# WikiData
 
 
 # --------------------------------------------------------------------------------------------
