@@ -171,7 +171,7 @@ class _PlanWikipediaReadFn(CountingDoFn):
 
 def _dump_error(fn, lang, path, e):
   reason = {dump_reader.DumpTruncatedError: "truncated",
-            multistream.StaleIndexError: "index_does_not_match"}.get(type(e), "format_error")
+            multistream.StaleIndexError: BAD_INDEX}.get(type(e), "format_error")
   logging.error("%s", e)
   fn.count(lang, f"dump/errors/{reason}")
   return dead("dump", reason, path, path, str(e))

@@ -306,3 +306,31 @@ def test_a_gzip_wikidata_dump_is_read_whole_with_a_log_line(shared_data, caplog)
     assert_that(totals | beam.Map(lambda c: c[("", "wikidata/read")]),
                 equal_to([_entities_in(path)]), label="read")
   assert f"{path}: read whole by one worker (not_bz2)" in caplog.text
+
+
+def test_an_index_mismatch_found_while_reading_is_a_counted_dead_letter(multistream_dumps,
+                                                                          tmp_path):
+  """The plan checks the first, middle and last streams; a wrong entry elsewhere is found by the
+  range that reads it, which stops there (one stream per range here): a counted dead letter."""
+  path, index_path, _ = multistream_dumps["elwiki-20230501-excerpt"]
+  index = multistream.read_index(index_path, _open)
+  wrong = index[2]  # not one of the streams the plan checks (0, 4 or 5, 9 of 10)
+  dump = tmp_path / "elwiki-multistream.xml.bz2"
+  shutil.copy(path, dump)
+  lines = bz2.decompress(open(index_path, "rb").read()).decode("utf-8").splitlines(True)
+  lines = [f"{wrong.offset}:{wrong.first_id + 7}:X\n" if line.startswith(
+      f"{wrong.offset}:{wrong.first_id}:") else line for line in lines]
+  with bz2.open(multistream.index_path_for(str(dump)), "wt", encoding="utf-8") as f:
+    f.writelines(lines)
+  expected = [p.page_id for p in list(dump_reader.read_dump(path))[1:]
+              if not wrong.first_id <= p.page_id <= wrong.last_id]
+  with _pipeline() as p:
+    out = p | beam.Create([str(dump)]) | read_dumps.ReadWikipediaDumps(
+        read_dumps.ReadOptions(split_bytes=100_000))
+    assert_that(out["pages"] | beam.Map(lambda p: p.page_id), equal_to(expected), label="pages")
+    assert_that(out[transforms.DEAD_LETTER]
+                | beam.Map(lambda d: ('"index_does_not_match"' in d, f"{wrong.first_id + 7}" in d)),
+                equal_to([(True, True)]), label="dead")
+    assert_that(_counts(out) | beam.Map(lambda c: (c["dump/read_split"],
+                                                   c["dump/errors/index_does_not_match"])),
+                equal_to([(1, 1)]), label="counts")
