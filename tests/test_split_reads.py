@@ -90,6 +90,19 @@ def test_a_truncated_stream_is_reported_once_after_its_complete_lines():
     assert sorted(got) == lines
 
 
+def test_a_truncated_stream_inside_a_long_line_is_reported_by_its_owner():
+  rng = random.Random(5)
+  long_line = b"%x" % rng.getrandbits(8 * 400_000)  # no newline in the last stream at all
+  first = bz2.compress(b"a\nb\n" + long_line[:1000])
+  second = bz2.compress(long_line[1000:], compresslevel=1)
+  blob = first + second[:len(second) // 2]
+  f = io.BytesIO(blob)
+  for cuts in ([], [len(first)], [len(first) + 1]):
+    got = _ranges_read(f, len(blob), cuts, _lines_of_range)
+    assert [line for _, line, ok in got if ok] == [b"a\n", b"b\n"]
+    assert [ok for _, _, ok in got].count(False) == 1, cuts
+
+
 def test_a_false_stream_header_in_the_data_is_skipped():
   real = bz2.compress(b"a\nb\n")
   blob = b"junk BZh91AY&SY not a block at all " + real

@@ -170,6 +170,9 @@ def owned_lines(streams: Iterator[Stream], claim: Callable[[int], bool],
     if seeking:
       newline = data.find(b"\n")
       if newline < 0:
+        if not stream.complete:
+          yield (stream.offset, 0), b"", False  # the file ends in this owned stream
+          return
         continue
       pos = newline + 1
       seeking = False
