@@ -1,17 +1,30 @@
 """Benchmark: mel's ScaNN index against FAISS (IVF-PQ, IVF-PQ + RefineFlat, HNSW) and exact search.
 
-  python bench/retrieval.py [--sizes 1M,5M,20M] [--queries 1000] [--methods all]
-                            [--json results.json] [--work_dir /tmp/mel-bench-retrieval]
+  python bench/retrieval.py [--data fitted|real|synthetic[,...]] [--sizes 1M,5M,20M]
+                            [--queries 1000] [--methods all] [--json results.json]
+                            [--real_dir out/retrieval_real] [--work_dir /tmp/mel-bench-retrieval]
 
-Data: synthetic clustered unit vectors, 300-d. N/1000 cluster centres (random unit vectors);
-each entity is a centre plus Gaussian noise (0.12 per dimension), normalised; queries are drawn
-the same way. Generated shard by shard, deterministically from (seed, N, shard index), so the
-exact top-100 is computed by streaming the same shards (20M x 300 float32 = 24 GB never sits
-in memory) and each build regenerates what it needs. The generator's difficulty is printed:
-the share of each query's exact top-100 that lies in the query's own cluster (noise 0.10 gives
-99.9%, trivially separable; 0.12 gives ~92% at 1M, 80% at 5M, 64% at 20M: more clusters crowd
-the sphere), and the share of the data an oracle partition (the true clusters, probed nearest
-centre first) must scan to reach recall@100 0.95, a floor for any IVF/tree index on this data.
+Data (--data; several run one after the other):
+  real       the demo model's real entity and mention vectors (384-d), made from the shared
+             dumps by `python bench/real_embeddings.py --model_dir out/models/demo_f/round1`
+             (not committed); sizes up to their count (120k), a seeded random subset below it.
+             Queries are real mentions.
+  fitted     (default) a two-level Gaussian mixture fitted to the real vectors
+             (bench/embedding_structure.py: topics, leaves, full covariances, lognormal sizes,
+             mentions drawn around the leaves with the mention tower's own shift and spread),
+             any size; `--data real,fitted` at the same sizes prints the fit: recall of both at
+             every index setting, and the largest gap.
+  synthetic  the earlier worst case: N/1000 random centres on the 300-d sphere, noise 0.12 per
+             dimension, queries drawn the same way; near uniform.
+Every data set is generated shard by shard, deterministically from (seed, N, shard index), so the
+exact top-100 is computed by streaming the same shards (20M x 384 float32 = 31 GB never sits in
+memory) and each build regenerates what it needs. The same pass measures the data's structure:
+LID (maximum likelihood, k = 20 and 100) and the cosine of the 1st/10th/100th neighbour of 500
+entities, the mentions' neighbour cosines, and the share of the data an oracle partition scans
+for recall@100 0.9 / 0.95 / 0.99 (leaves probed nearest centre first, whole leaves scanned
+exactly: a floor for any IVF/tree index with those leaves). Its leaves: the generator's own
+(fitted: ~50 entities a leaf; synthetic: its clusters), or spherical k-means with mel's 4 sqrt(N)
+leaves on real vectors.
 
 Each build runs in a child process (peak build memory = its RSS high-water mark, VmHWM, data
 generation included) and saves the index under --work_dir; each serving measurement runs in a
@@ -19,13 +32,14 @@ fresh child that loads the index (serving RSS = VmRSS after load). Per search se
 and recall@100 against the exact top-100 (k = 100), single-query p50/p99 latency (one query per
 call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
 
-  exact              numpy brute force in memory (mel's BruteForceIndex); needs N x 1.2 KB RAM
+  exact              numpy brute force in memory (mel's BruteForceIndex); needs N x 4D bytes
   scann              mel's ScaNN index as mel.retrieval.build_index makes it (retrieval.build_streaming:
                      one tree trained on a global sample, every row inserted), float32 reorder
   scann_int8         the same with int8 reordering (mel's choice for >= 1M vectors)
-  faiss_ivfpq        FAISS IVF{nlist},PQ150x4fs (4-bit fast scan, ScaNN AH's analogue)
+  faiss_ivfpq        FAISS IVF{nlist},PQ{D/2}x4fs (4-bit fast scan, ScaNN AH's analogue)
   faiss_ivfpq_refine the same + RefineFlat (exact float32 rerank of k_factor x k candidates)
-  faiss_ivfpq8_refine IVF{nlist},PQ75 (classic 8-bit PQ, also 75 bytes per vector) + RFlat
+  faiss_ivfpq_sq8    the same + Refine(SQ8): rerank from int8 vectors, ScaNN int8's memory
+  faiss_ivfpq8_refine IVF{nlist},PQ{D/4} (classic 8-bit PQ, the same bytes per vector) + RFlat
   hnsw               FAISS HNSWFlat M=32
   ablation           partition quality, one change at a time on scann_int8 (at the largest
                      size <= 5M given, or --ablation_size): independent-shards (the first
@@ -35,9 +49,11 @@ call, k = 100), and batched QPS (all queries in one call, both cores). Methods:
                      + 25 iterations, + SOAR spilling, all (+ 25 iterations + SOAR); these
                      use mel's earlier 2 sqrt(N) leaves. +leaves: mel's current rule (4
                      sqrt(N) leaves, 128 sample points per leaf up to 2M). +4dims: that rule
-                     with 4 dims per AH block (75 blocks, not 150).
+                     with 4 dims per AH block (D/4 blocks, not D/2).
 
-faiss-cpu is a benchmark-only dependency: pip install -r requirements-bench.txt.
+Results go to --json under "sizes" (synthetic), "sizes_real" and "sizes_fitted"; "fit" holds
+the fitted generator's summary. faiss-cpu is a benchmark-only dependency: pip install -r
+requirements-bench.txt.
 The machine may be shared with other jobs: timings are wall clock on whatever cores are free.
 """
 import argparse
@@ -56,6 +72,9 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from embedding_structure import knn_cosines, lid_mle, oracle_shares, top_k  # noqa: E402
 
 DIM = 300
 NOISE = 0.12
@@ -63,7 +82,7 @@ CLUSTER_SIZE = 1000
 GEN_SHARD = 250_000
 K = 100
 METHODS = ("exact", "scann", "scann_int8", "faiss_ivfpq", "faiss_ivfpq_refine",
-           "faiss_ivfpq8_refine", "hnsw",
+           "faiss_ivfpq_sq8", "faiss_ivfpq8_refine", "hnsw",
            "ablation")
 # Methods that cannot serve beyond these sizes in ~20 GB (float32 vectors alone: N x 1.2 KB).
 FLOAT_LIMIT = 6_000_000
@@ -78,6 +97,7 @@ class Synthetic:
 
   def __init__(self, n: int, seed: int = 0, noise: float = NOISE, shard_size: int = GEN_SHARD):
     self.n, self.seed, self.noise, self.shard_size = n, seed, noise, shard_size
+    self.dim = DIM
     self.num_clusters = max(1, n // CLUSTER_SIZE)
     rng = np.random.default_rng([seed, n, 2**31])
     centers = rng.standard_normal((self.num_clusters, DIM)).astype(np.float32)
@@ -128,44 +148,93 @@ class Synthetic:
     return self._draw(np.random.default_rng([self.seed, self.n, 2**31 + 1]), q)
 
 
-def exact_top_k(gen: Synthetic, queries: np.ndarray, k: int = K):
-  """Streams every shard: (rows int64 [Q, k], scores [Q, k], labels of the rows [Q, k])."""
-  from mel import retrieval
-  best_rows = np.zeros((len(queries), 0), np.int64)
-  best_scores = np.zeros((len(queries), 0), np.float32)
-  labels = np.empty(gen.n, np.int32)
-  for i in range(gen.num_shards):
-    vectors, shard_labels = gen.shard(i)
-    start = i * gen.shard_size
-    labels[start:start + len(vectors)] = shard_labels
-    rows, scores = _chunk_top_k(queries, vectors, k)
-    best_rows, best_scores = retrieval.select_top_k(
-        np.concatenate([best_rows, rows + start], 1), np.concatenate([best_scores, scores], 1),
-        k)
-  return best_rows, best_scores, labels[best_rows]
+DATA_KINDS = ("fitted", "real", "synthetic")
+_REAL = {}
 
 
-def oracle_scan_share(gen: Synthetic, queries: np.ndarray, truth_labels: np.ndarray,
-                      target: float = 0.95) -> float:
-  """Share of the data an oracle partition scans to reach recall@100 = target.
+def real_vectors(real_dir: str):
+  """(entities, mentions) float32 of bench/real_embeddings.py's output, loaded once."""
+  if real_dir not in _REAL:
+    paths = [os.path.join(real_dir, f) for f in ("entities.npy", "mentions.npy")]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+      raise FileNotFoundError(
+          f"{missing[0]} does not exist: make the real vectors first with `python "
+          f"bench/real_embeddings.py --model_dir out/models/demo_f/round1 --output {real_dir}` "
+          "(the model dir comes from `bash scripts/demo.sh`)")
+    _REAL[real_dir] = tuple(np.load(p) for p in paths)
+  return _REAL[real_dir]
 
-  The oracle's leaves are the generator's true clusters, probed in order of the query's score
-  against the true centres: what a perfect tree partitioner would do. The share of clusters it
-  needs is a floor for any partition-based index on this data (IVF, ScaNN's tree), before any
-  scoring error; it grows with N as out-of-cluster neighbours spread over more clusters.
+
+def fitted_params(real_dir: str):
+  """The generator fitted to the real vectors (cached in real_dir/fit.npz, refitted when the
+  vectors are newer)."""
+  from embedding_structure import FittedParams
+  path = os.path.join(real_dir, "fit.npz")
+  entities, mentions = real_vectors(real_dir)
+  source = os.path.join(real_dir, "entities.npy")
+  if os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(source):
+    return FittedParams.load(path)
+  started = time.perf_counter()
+  params = FittedParams.fit(entities, mentions)
+  params.save(path)
+  print(f"  fitted the generator to {len(entities):,} entity and {len(mentions):,} mention "
+        f"vectors in {time.perf_counter() - started:.0f} s -> {path}", flush=True)
+  return params
+
+
+def make_data(data, n: int):
+  """data = (kind, real_dir) -> the data set of n vectors (Synthetic's interface)."""
+  kind, real_dir = data
+  if kind == "synthetic":
+    return Synthetic(n)
+  from embedding_structure import Fitted, Real
+  if kind == "real":
+    return Real(*real_vectors(real_dir), n)
+  if kind == "fitted":
+    return Fitted(fitted_params(real_dir), n)
+  raise ValueError(f"unknown data {kind!r}; expected one of {DATA_KINDS}")
+
+
+STRUCTURE_SAMPLE = 500   # entities whose neighbours give the LID and the entity kNN profile
+
+
+def exact_and_structure(gen, queries: np.ndarray):
+  """Streams every shard once: (exact top-K rows of the queries int64 [Q, K], structure dict).
+
+  The same pass finds the K + 1 nearest entities of STRUCTURE_SAMPLE entities (from the first
+  shard; rows are i.i.d., or a random subset for real data) for their LID and kNN cosines.
   """
-  order = np.argsort(-(queries @ gen.centers.T), axis=1)
-  rank = np.empty_like(order)
-  np.put_along_axis(rank, order, np.arange(gen.num_clusters)[None, :], axis=1)
-  neighbour_ranks = np.take_along_axis(rank, truth_labels.astype(np.int64), axis=1)
-  clusters = int(np.ceil(np.quantile(neighbour_ranks, target))) + 1
-  return clusters / gen.num_clusters
+  best, last = None, None
+  for i, vectors in enumerate(gen.shards()):
+    if i == 0:
+      sample = vectors[:STRUCTURE_SAMPLE].copy()
+      both = np.concatenate([queries, sample])
+    best = top_k(both, vectors, K + 1, offset=i * gen.shard_size, best=best)
+    last = vectors
+  rows, scores = best
+  q = len(queries)
+  # an entity's own row is its first hit (cosine 1); drop it
+  entity_scores = scores[q:, 1:]
+  return rows[:q, :K], {
+      "lid@20": float(np.median(lid_mle(entity_scores, 20))),
+      "lid@100": float(np.median(lid_mle(entity_scores, 100))),
+      "entity_knn": knn_cosines(entity_scores),
+      "mention_knn": knn_cosines(scores[:q]),
+      "mean_pair_cosine": float(np.mean(sample[:200] @ last[-2000:].T)),
+  }
 
 
-def _chunk_top_k(queries, vectors, k):
-  scores = queries @ vectors.T
-  part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-  return part.astype(np.int64), np.take_along_axis(scores, part, 1)
+def describe_structure(s: dict) -> str:
+  oracle = s["oracle_scan_share"]
+  return (f"LID {s['lid@20']:.1f} (k 20) / {s['lid@100']:.1f} (k 100); mention->entity cosine "
+          f"@1/10/100 {s['mention_knn']['cos@1']:.3f}/{s['mention_knn']['cos@10']:.3f}/"
+          f"{s['mention_knn']['cos@100']:.3f}, entity->entity {s['entity_knn']['cos@1']:.3f}/"
+          f"{s['entity_knn']['cos@10']:.3f}/{s['entity_knn']['cos@100']:.3f}, random pair "
+          f"{s['mean_pair_cosine']:.3f}; {s['own_leaf_share_top100']:.1%} of a query's exact "
+          f"top-100 in its own leaf of {s['leaves']:,}; an oracle partition with those leaves "
+          f"scans {oracle['0.9']:.1%} / {oracle['0.95']:.1%} / {oracle['0.99']:.1%} of the data "
+          "for recall@100 0.9 / 0.95 / 0.99")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,16 +353,18 @@ def faiss_nlist(n: int) -> int:
   return 2 ** round(math.log2(4 * math.sqrt(n)))
 
 
-def build_child(method: str, n: int, path: str, shard_size: int, variant: str = "") -> dict:
+def build_child(data, method: str, n: int, path: str, shard_size: int, variant: str = ""
+                ) -> dict:
   from mel import retrieval
-  gen = Synthetic(n)
+  gen = make_data(data, n)
+  dim = gen.dim
   started = time.perf_counter()
   machine_before, own_before = busy_cores_seconds()
   out = {}
   if method in ("scann", "scann_int8") and variant == "independent-shards":
     # The first design: in-memory shards of at most 2M (mel's brute-force shard budget), each
     # with its own tree trained on its own rows.
-    num_shards = math.ceil(n / retrieval.default_shard_size(DIM))
+    num_shards = math.ceil(n / retrieval.default_shard_size(dim))
     chunks = retrieval.rechunk(gen.id_shards(), math.ceil(n / num_shards))
     manifest = retrieval.build_sharded(chunks, path, kind="scann",
                                        params=scann_params(method, n, variant), total=n)
@@ -312,8 +383,8 @@ def build_child(method: str, n: int, path: str, shard_size: int, variant: str = 
   elif method.startswith("faiss_ivfpq"):
     import faiss
     nlist = faiss_nlist(n)
-    codes = f"PQ{DIM // 4}" if method == "faiss_ivfpq8_refine" else f"PQ{DIM // 2}x4fs"
-    base = faiss.index_factory(DIM, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
+    codes = f"PQ{dim // 4}" if method == "faiss_ivfpq8_refine" else f"PQ{dim // 2}x4fs"
+    base = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
     train = []
     need = min(n, 64 * nlist)  # the data are i.i.d.: a prefix is a random sample
     for vectors in gen.shards():
@@ -323,16 +394,25 @@ def build_child(method: str, n: int, path: str, shard_size: int, variant: str = 
     base.train(np.concatenate(train))
     del train
     out["params"] = {"factory": f"IVF{nlist},{codes}", "train_points": need}
-    # RefineFlat keeps the float32 vectors beside the codes and reranks k_factor x k of them.
-    index = base if method == "faiss_ivfpq" else faiss.IndexRefineFlat(base)
+    # RefineFlat keeps the float32 vectors beside the codes and reranks k_factor x k of them;
+    # Refine(SQ8) keeps them as int8 (trained per dimension on the same sample).
+    if method == "faiss_ivfpq_sq8":
+      refine = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+      refine.train(next(gen.shards())[:need])   # per-dimension ranges: one shard is plenty
+      index = faiss.IndexRefine(base, refine)
+      out["params"]["factory"] += ",Refine(SQ8)"
+    elif method == "faiss_ivfpq":
+      index = base
+    else:
+      index = faiss.IndexRefineFlat(base)
+      out["params"]["factory"] += ",RFlat"
     for vectors in gen.shards():
       index.add(vectors)
-    if method != "faiss_ivfpq":
-      out["params"]["factory"] += ",RFlat"
     faiss.write_index(index, path)
   elif method == "hnsw":
     import faiss
-    index = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
     for vectors in gen.shards():
       index.add(vectors)
@@ -352,7 +432,7 @@ def build_child(method: str, n: int, path: str, shard_size: int, variant: str = 
 # serving (run in children)
 
 
-def serve_child(method: str, n: int, path: str, queries, truth, latency_queries: int,
+def serve_child(data, method: str, n: int, path: str, queries, truth, latency_queries: int,
                 settings, quiet_wait: float = 0.0) -> dict:
   rss_before = memory_status()[0]
   started = time.perf_counter()
@@ -361,7 +441,7 @@ def serve_child(method: str, n: int, path: str, queries, truth, latency_queries:
   started = time.perf_counter()
   if method == "exact":
     from mel import retrieval
-    gen = Synthetic(n)
+    gen = make_data(data, n)
     index = retrieval.BruteForceIndex.build([f"E{i}" for i in range(n)], gen.all())
     search = lambda q, _: index.search(q, K)[0]  # noqa: E731
   elif method.startswith("scann") or method == "ablation":
@@ -408,17 +488,17 @@ def settings_for(method: str, n: int, build: dict):
     return [None]
   if method.startswith("scann") or method == "ablation":
     # (leaves searched per shard, candidates reordered per shard)
-    # Past 8% of the leaves only the larger reorders: where the generator's cross-cluster
-    # neighbours dominate what is missing (5M and up), recall keeps rising with leaves searched.
     leaves = build["params"].get("num_leaves", 1)
     # int8 reordering of 4,000 candidates costs ~1 ms: it shows what the AH scores lose.
-    fractions = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2) + ((0.3,) if n > 5_000_000 else ())
+    fractions = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2) + ((0.3,) if n >= 1_000_000 else ())
     return [(l, r) for f in fractions for l in [max(1, round(f * leaves))]
-            for r in ((400, 1000, 4000) if f <= 0.08 else (1000, 4000))]
+            for r in (400, 1000, 4000)]
   if method == "hnsw":
     return [64, 128, 256, 512, 1024]
   nlist = faiss_nlist(n)
-  probes = sorted({max(1, round(f * nlist)) for f in (0.005, 0.01, 0.02, 0.04)})
+  # Past 4%: the fitted data (like the real vectors) need ~20% of the lists for 0.95.
+  probes = sorted({max(1, round(f * nlist)) for f in (0.005, 0.01, 0.02, 0.04, 0.08, 0.12, 0.2,
+                                                       0.3)})
   if method == "faiss_ivfpq":
     return [(p, None) for p in probes]
   # k_factor 10 reranks 1000 candidates for k = 100, as ScaNN's reorder 1000 does
@@ -446,22 +526,29 @@ def best_setting(sweep, target=0.95):
   return max(sweep, key=lambda s: s["recall@100"])
 
 
-def fits(method: str, n: int) -> str:
+def fits(method: str, n: int, dim: int = DIM) -> str:
   """'' if the method can run at n here, else why not."""
   if method in ("exact", "scann", "faiss_ivfpq_refine", "faiss_ivfpq8_refine", "hnsw") and \
-      n > FLOAT_LIMIT:
-    return (f"float32 vectors alone are {n * DIM * 4 / 1e9:.0f} GB (machine: 24 GB, other "
+      n * dim > FLOAT_LIMIT * DIM:
+    return (f"float32 vectors alone are {n * dim * 4 / 1e9:.0f} GB (machine: 24 GB, other "
             "jobs included)")
   return ""
 
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--data", default="fitted",
+                      help=f"comma list of {','.join(DATA_KINDS)}: the generator fitted to real "
+                      "vectors, the real vectors themselves (sizes up to their count), the "
+                      "near-uniform synthetic worst case")
+  parser.add_argument("--real_dir", default=str(ROOT / "out/retrieval_real"),
+                      help="bench/real_embeddings.py's output")
   parser.add_argument("--sizes", default="1M,5M,20M")
   parser.add_argument("--queries", type=int, default=1000)
   parser.add_argument("--latency_queries", type=int, default=0,
                       help="single-query timings per setting (default: all queries; exact: 50)")
-  parser.add_argument("--methods", default="all", help=f"comma list of {','.join(METHODS)}")
+  parser.add_argument("--methods", default="all", help=f"comma list of {','.join(METHODS)}; "
+                      "none: only the exact top-100 and the data's structure")
   parser.add_argument("--ablation_size", default="", help="size for the ablation (default: "
                       "the largest of --sizes that is at most 5M)")
   parser.add_argument("--ablation_variants",
@@ -482,11 +569,18 @@ def main(argv=None) -> int:
                       help="before serving, wait up to this long for other jobs to go quiet")
   args = parser.parse_args(argv)
   from mel import retrieval
-  methods = METHODS if args.methods == "all" else tuple(args.methods.split(","))
+  methods = (METHODS if args.methods == "all" else () if args.methods == "none"
+             else tuple(args.methods.split(",")))
+  unknown = [m for m in methods if m not in METHODS]
+  if unknown:
+    parser.error(f"--methods {','.join(unknown)}: expected some of {','.join(METHODS)} or none")
   sizes = [parse_size(s) for s in args.sizes.split(",")]
   ablation_size = (parse_size(args.ablation_size) if args.ablation_size
                    else max([s for s in sizes if s <= 5_000_000] or [min(sizes)]))
-  shard_size = args.scann_shard_size or retrieval.default_shard_size(DIM, "scann")
+  kinds = args.data.split(",")
+  for kind in kinds:
+    if kind not in DATA_KINDS:
+      parser.error(f"--data {kind}: expected one of {', '.join(DATA_KINDS)}")
   try:
     import faiss
     faiss_version = faiss.__version__
@@ -501,10 +595,8 @@ def main(argv=None) -> int:
   if args.json and os.path.exists(args.json):
     with open(args.json) as f:
       results = json.load(f)
-  results.setdefault("sizes", {})
   results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "faiss": faiss_version, "dim": DIM, "noise": NOISE,
-                        "cluster_size": CLUSTER_SIZE, "k": K, "queries": args.queries}
+                        "faiss": faiss_version, "k": K, "queries": args.queries}
 
   def save():
     if args.json:
@@ -513,30 +605,36 @@ def main(argv=None) -> int:
         json.dump(results, f, indent=1, sort_keys=True)
       os.replace(tmp, args.json)
 
-  for n in sizes:
+  for kind, n in [(kind, n) for kind in kinds for n in sizes]:
+    data = (kind, args.real_dir)
     name = size_name(n)
-    entry = results["sizes"].setdefault(name, {"n": n, "methods": {}})
-    gen = Synthetic(n)
+    sizes_key = "sizes" if kind == "synthetic" else f"sizes_{kind}"
+    entry = results.setdefault(sizes_key, {}).setdefault(name, {"n": n, "methods": {}})
+    gen = make_data(data, n)
+    if kind == "fitted":
+      results["fit"] = gen.params.summary()
+    shard_size = args.scann_shard_size or retrieval.default_shard_size(gen.dim, "scann")
     queries, query_labels = gen.queries(args.queries)
-    truth_path = os.path.join(args.work_dir, f"truth-{name}-{args.queries}.npz")
+    tag = kind
+    if kind == "fitted":   # exact results of another fit are stale
+      from mel.files import sha256_file
+      tag += "-" + sha256_file(os.path.join(args.real_dir, "fit.npz"))[:10]
+    truth_path = os.path.join(args.work_dir, f"truth-{tag}-{name}-{args.queries}.npz")
     if os.path.exists(truth_path):
-      truth = np.load(truth_path)["rows"]
-      share = float(np.load(truth_path)["share"])
-      labels = gen.labels()[truth]
+      with np.load(truth_path) as f:
+        truth, structure = f["rows"], json.loads(str(f["structure"]))
     else:
       started = time.perf_counter()
-      truth, _, labels = exact_top_k(gen, queries)
-      seconds = time.perf_counter() - started
-      share = float((labels == query_labels[:, None]).mean())
-      np.savez(truth_path, rows=truth, share=share)
-      entry["exact_streaming_s"] = seconds
-    entry["own_cluster_share_top100"] = share
-    oracle = oracle_scan_share(gen, queries, labels)
-    entry["oracle_scan_share_0.95"] = oracle
-    print(f"== N = {name}: {gen.num_clusters} clusters, noise {NOISE}: {share:.1%} of each "
-          f"query's exact top-100 lies in its own cluster; an oracle partition (the true "
-          f"clusters, probed nearest centre first) scans {oracle:.1%} of the data to reach "
-          f"recall@100 0.95", flush=True)
+      truth, structure = exact_and_structure(gen, queries)
+      structure["exact_streaming_s"] = time.perf_counter() - started
+      np.savez(truth_path, rows=truth, structure=json.dumps(structure))
+    labels = gen.labels()
+    structure["own_leaf_share_top100"] = float((labels[truth] == query_labels[:, None]).mean())
+    structure["leaves"] = int(gen.num_clusters)
+    structure["oracle_scan_share"] = oracle_shares(queries, gen.centers, labels, truth)
+    del labels
+    entry["structure"] = structure
+    print(f"== {kind} N = {name}, {gen.dim}-d: {describe_structure(structure)}", flush=True)
     save()
     runs = []
     for method in methods:
@@ -547,21 +645,21 @@ def main(argv=None) -> int:
         runs.append((method, ""))
     for method, variant in runs:
       key = f"{method}:{variant}" if variant else method
-      path = os.path.join(args.work_dir, f"{name}-{key.replace(':', '-').replace('+', '')}")
+      path = os.path.join(args.work_dir, f"{kind}-{name}-{key.replace(':', '-').replace('+', '')}")
       if args.serve_only:
         record = entry["methods"].get(key, {})
         if "build" in record and "error" not in record["build"] and (
             os.path.exists(path) or method == "exact"):
           print(f"  {key}: serving again", flush=True)
           record["serve"] = run_child(
-              serve_child, method, n, path, queries, truth,
+              serve_child, data, method, n, path, queries, truth,
               args.latency_queries or (50 if method == "exact" else args.queries),
               settings_for(method, n, record["build"]), args.quiet_wait)
           save()
         continue
       if args.resume and key in entry["methods"] and "error" not in entry["methods"][key]:
         continue
-      why = fits(method, n)
+      why = fits(method, n, gen.dim)
       if why:
         entry["methods"][key] = {"skipped": why}
         print(f"  {key}: skipped: {why}", flush=True)
@@ -574,7 +672,7 @@ def main(argv=None) -> int:
       if method == "exact":
         build = {"build_s": 0.0, "params": {}}
       else:
-        build = run_child(build_child, "scann_int8" if method == "ablation" else method, n,
+        build = run_child(build_child, data, "scann_int8" if method == "ablation" else method, n,
                           path, shard_size, variant)
       record = {"build": build}
       if "error" not in build:
@@ -583,7 +681,7 @@ def main(argv=None) -> int:
         latency_queries = args.latency_queries or (50 if method == "exact" else args.queries)
         record["index_bytes"] = (retrieval.index_bytes(path) if os.path.isdir(path) else
                                  os.path.getsize(path) if os.path.exists(path) else 0)
-        record["serve"] = run_child(serve_child, method, n, path, queries, truth,
+        record["serve"] = run_child(serve_child, data, method, n, path, queries, truth,
                                     latency_queries, settings_for(method, n, build),
                                     args.quiet_wait)
       else:
@@ -594,14 +692,15 @@ def main(argv=None) -> int:
         shutil.rmtree(path, ignore_errors=True)
         if os.path.isfile(path):
           os.remove(path)
-    print_table(results, name)
+    print_table(entry, f"{kind} N = {name}")
+  for name in results.get("sizes_real", {}):
+    if name in results.get("sizes_fitted", {}):
+      print_fit(results, name)
   return 0
 
 
-def print_table(results, name):
-  entry = results["sizes"][name]
-  print(f"\nN = {name} (own-cluster share of exact top-100: "
-        f"{entry['own_cluster_share_top100']:.1%})")
+def print_table(entry, title):
+  print(f"\n{title}: {describe_structure(entry['structure'])}")
   print("| method | setting | build s | build peak GB | serving GB | recall@10 | recall@100 | "
         "p50 ms | p99 ms | QPS |")
   print("|---|---|---|---|---|---|---|---|---|---|")
@@ -619,6 +718,36 @@ def print_table(results, name):
             f"{serve['serving_rss_bytes'] / 1e9:.2f} | {s['recall@10']:.3f} | "
             f"{s['recall@100']:.3f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
             f"{s['qps']:.0f} |")
+
+
+def fit_rows(results, name):
+  """(method, setting, real sweep point, fitted sweep point) at every setting both measured."""
+  real = results["sizes_real"][name]["methods"]
+  fitted = results["sizes_fitted"][name]["methods"]
+  for key in real:
+    a = {json.dumps(p["setting"]): p for p in real[key].get("serve", {}).get("sweep", [])}
+    b = {json.dumps(p["setting"]): p for p in fitted.get(key, {}).get("serve", {}).get("sweep", [])}
+    for setting in a:
+      if setting in b:
+        yield key, setting, a[setting], b[setting]
+
+
+def print_fit(results, name):
+  """Real against fitted data at equal settings: recall and latency, and the largest gap."""
+  print(f"\nFit at N = {name}: real vs fitted, the same index settings")
+  print("| method | setting | recall@100 real | fitted | diff | recall@10 real | fitted | "
+        "p50 ms real | fitted |")
+  print("|---|---|---|---|---|---|---|---|---|")
+  worst = {}
+  for key, setting, a, b in fit_rows(results, name):
+    diff = b["recall@100"] - a["recall@100"]
+    worst[key] = max(worst.get(key, 0.0), abs(diff), abs(b["recall@10"] - a["recall@10"]))
+    print(f"| {key} | {setting} | {a['recall@100']:.3f} | {b['recall@100']:.3f} | {diff:+.3f} | "
+          f"{a['recall@10']:.3f} | {b['recall@10']:.3f} | {a['p50_ms']:.2f} | "
+          f"{b['p50_ms']:.2f} |")
+  for key, gap in worst.items():
+    print(f"  {key}: largest recall gap {gap:.3f} ({'within' if gap <= 0.02 else 'NOT within'} "
+          "0.02)")
 
 
 if __name__ == "__main__":

@@ -349,16 +349,17 @@ def test_an_added_segment_scans_as_many_points_as_the_base():
       return 1_000_000
 
     def tree_leaves(self):
-      return 120, 4000          # 120 of 4,000 leaves of 250 points: 30,000 points per query
+      return 1000, 4000         # 1,000 of 4,000 leaves of 250 points: 250,000 points a query
 
   fake = types.SimpleNamespace(segments=[types.SimpleNamespace(index=Base())],
                                live_count=1_000_000)
   small = kb_changes.segment_params(fake, 10_000)
   assert small["num_leaves"] == 100 and small["num_leaves_to_search"] == 100
-  assert scann_params_for(10_000)["num_leaves_to_search"] == 8     # what it would have been
+  assert scann_params_for(10_000)["num_leaves_to_search"] == 20    # what it would have been
   assert small["reorder_dtype"] == "int8"                          # as the base's (>= 1M)
   large = kb_changes.segment_params(fake, 400_000)
-  assert (large["num_leaves"], large["num_leaves_to_search"]) == (2530, 190)  # 7.5%: 30k pts
+  # 62.5% of 2,530 leaves: 250k points, above the default 20% (506)
+  assert (large["num_leaves"], large["num_leaves_to_search"]) == (2530, 1582)
   assert kb_changes.segment_params(fake, 1000) == {"algorithm": "brute_force"}
 
 

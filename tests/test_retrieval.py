@@ -1,6 +1,7 @@
 """mel.retrieval's indexes: ScaNN against exact search, save/load, rejected indexes and
 embeddings, shards, streamed builds, the `mel index` CLI."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT, run_module
 from mel import manifest, retrieval
-from mel.retrieval import build_index, embeddings, scann_memory
+from mel.retrieval import build_index, embeddings, scann, scann_memory
 from mel.retrieval import IndexLoadError
 
 
@@ -69,7 +70,8 @@ def test_scann_params_scale_with_n(n):
   params = retrieval.scann_params_for(n)
   leaves = params["num_leaves"]
   assert leaves == min(round(4 * n ** 0.5), n // 100)
-  assert 8 <= params["num_leaves_to_search"] <= max(8, 0.031 * leaves)
+  assert params["num_leaves_to_search"] == min(
+      leaves, max(8, math.ceil(scann.LEAVES_TO_SEARCH * leaves)))
   assert params["training_sample_size"] == min(n, max(100_000, min(2_000_000, 128 * leaves)))
   assert params["reorder_dtype"] == ("int8" if n >= 1_000_000 else "float32")
 

@@ -112,7 +112,7 @@ def _base_kind(kb: KnowledgeBase) -> str:
 def segment_params(kb: KnowledgeBase, count: int) -> Optional[dict]:
   """ScaNN parameters of an added segment of count vectors: scann_params_for's, except that it
   scans as many points per query as the base does (all of them when it is smaller). Its own
-  default, ~3% of its few leaves, scans far fewer points than the base's 3% of millions, and
+  default share of its few leaves scans far fewer points than the base's share of millions, and
   entities added would be found less often than those there from the start: at 10k added to
   1M, the added entity was the top-1 for 0.88 of queries drawn near it, against 1.00 in a
   rebuilt index (bench/kb_update.py). Readers insert segments of up to MERGE_SHARE of the base

@@ -28,6 +28,8 @@ from mel.retrieval.index import (IDS, MANIFEST, Index, IndexLoadError, as_querie
 # thousand points saves nothing (exact search over 5k x 300-d is ~0.1 ms) and k-means needs
 # enough points per leaf to be meaningful.
 SCANN_BRUTE_FORCE_BELOW = 5_000
+# Share of the tree's leaves searched by default (scann_params_for).
+LEAVES_TO_SEARCH = 0.2
 # Vectors per ScaNN insertion call while streaming (x 300-d float32: 120 MB).
 INSERT_CHUNK = 100_000
 
@@ -69,12 +71,12 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
     on clustered 300-d data finer leaves partition much better once N grows (5M: recall@100
     0.95 searching 20% of 8,944 leaves, 9 ms p50, against 0.91 at 20% of 2 sqrt(N) = 4,472
     leaves, 23 ms; bench/RESULTS.md). At least 100 points per leaf keeps k-means meaningful.
-  - num_leaves_to_search: ~3% of the leaves (at least 8): the main latency knob (search time
-    is roughly the number of points in the searched leaves); recall@100 ~0.95 at 1M, 0.86-0.88 at
-    5M (reorder 400-1000) on the benchmark's data (callers that need more pass leaves_to_search).
-    At 20M (3 shards sharing one tree of 17,889 leaves) the partition degrades: 0.63 at 3%,
-    0.89 at 30% of the leaves, where a partition into the true clusters needs 14% for 0.95
-    (bench/RESULTS.md; a tree per shard did worse: 0.46 and 0.82).
+  - num_leaves_to_search: LEAVES_TO_SEARCH (20%) of the leaves, at least 8: the main latency
+    knob (search time is roughly the number of points in the searched leaves). Chosen on data
+    shaped like real entity embeddings, where a mention's nearest entities spread over many
+    leaves: recall@100 0.95 needs 15-20% of the leaves there, at every size measured (the demo
+    model's real vectors at 120k, the generator fitted to them at 1M and 5M: bench/RESULTS.md).
+    Callers that want speed over recall pass leaves_to_search.
   - training_sample_size: 128 points per leaf, at least 100k, at most 2M (and n). ScaNN's
     default 100k sample left only ~20 points per true cluster at 5M and k-means scattered
     clusters across leaves (recall collapsed to 0.59); training costs sample x leaves x
@@ -99,7 +101,8 @@ def scann_params_for(n: int, total: Optional[int] = None) -> dict:
   return {
       "algorithm": "tree_ah",
       "num_leaves": num_leaves,
-      "num_leaves_to_search": int(min(num_leaves, max(8, math.ceil(0.03 * num_leaves)))),
+      "num_leaves_to_search": int(min(num_leaves, max(8, math.ceil(LEAVES_TO_SEARCH *
+                                                                  num_leaves)))),
       "training_sample_size": int(min(n, max(100_000, min(2_000_000, 128 * num_leaves)))),
       "training_iterations": 12,
       "spherical": True,
