@@ -63,21 +63,19 @@ def top_k(queries: np.ndarray, data: np.ndarray, k: int, chunk: int = 65536,
   """Exact top-k by inner product: (rows int64 [Q, k], scores float32 [Q, k]), best first.
 
   best = (rows, scores) from earlier chunks (rows already offset) is merged in, so data can be
-  streamed shard by shard: top_k(q, shard, k, offset=start, best=previous).
+  streamed shard by shard: top_k(q, shard, k, offset=start, best=previous). The merge is mel's
+  (retrieval.select_top_k: ties by row).
   """
+  from mel.retrieval import select_top_k
   rows, scores = best if best is not None else (np.zeros((len(queries), 0), np.int64),
                                                  np.zeros((len(queries), 0), np.float32))
   for start in range(0, len(data), chunk):
     s = queries @ data[start:start + chunk].T
     kk = min(k, s.shape[1])
     part = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
-    rows = np.concatenate([rows, part + offset + start], 1)
-    scores = np.concatenate([scores, np.take_along_axis(s, part, 1)], 1)
-    if rows.shape[1] > k:
-      keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-      rows, scores = np.take_along_axis(rows, keep, 1), np.take_along_axis(scores, keep, 1)
-  order = np.argsort(-scores, axis=1, kind="stable")
-  return np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
+    rows, scores = select_top_k(np.concatenate([rows, part + offset + start], 1),
+                                np.concatenate([scores, np.take_along_axis(s, part, 1)], 1), k)
+  return rows, scores
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,12 +376,29 @@ def _query_noise(params, rng, labels, bases, leaf_basis) -> np.ndarray:
                                      math.sqrt(1 - params.query_in_leaf) * gaussian)
 
 
+class ShardedData:
+  """Rows [n, D] served in generation shards of shard_size: subclasses define shard(i) ->
+  (vectors, labels), and set n, shard_size, num_shards."""
+
+  def shards(self):
+    for i in range(self.num_shards):
+      yield self.shard(i)[0]
+
+  def id_shards(self):
+    """(ids "E<row>", vectors) per shard, the form mel's builders take."""
+    for i, vectors in enumerate(self.shards()):
+      yield [f"E{i * self.shard_size + j}" for j in range(len(vectors))], vectors
+
+  def all(self) -> np.ndarray:
+    return np.concatenate(list(self.shards()))
+
+
 def _lognormal_weights(rng, count: int, spread: float) -> np.ndarray:
   w = np.exp(spread * rng.standard_normal(count))
   return w / w.sum()
 
 
-class Fitted:
+class Fitted(ShardedData):
   """n entity vectors [n, D] from FittedParams, shard i a pure function of (seed, n, i); the
   interface of bench/retrieval.py's Synthetic (shard, shards, id_shards, all, labels, queries,
   centers: the leaves, a true partition for the oracle)."""
@@ -438,18 +453,6 @@ class Fitted:
         self._draw_labels(np.random.default_rng([self.seed, self.n, i]), self._count(i),
                           self.leaf_weights) for i in range(self.num_shards)]).astype(np.int32)
 
-  def shards(self):
-    for i in range(self.num_shards):
-      yield self.shard(i)[0]
-
-  def id_shards(self):
-    for i in range(self.num_shards):
-      vectors = self.shard(i)[0]
-      yield [f"E{i * self.shard_size + j}" for j in range(len(vectors))], vectors
-
-  def all(self) -> np.ndarray:
-    return np.concatenate(list(self.shards()))
-
   def queries(self, q: int):
     """(mention vectors [q, D], their leaves [q])."""
     rng = np.random.default_rng([self.seed, self.n, 2**31 + 1])
@@ -467,7 +470,7 @@ class Fitted:
     return normalize(x).astype(np.float32), labels.astype(np.int32)
 
 
-class Real:
+class Real(ShardedData):
   """The first n of a seeded permutation of real entity vectors, with real mention vectors as
   queries; the same interface as Fitted. Its partition (centers, labels), made on first use, is
   spherical k-means with 4 sqrt(n) leaves, mel's ScaNN rule, trained on up to 128 points a
@@ -507,10 +510,6 @@ class Real:
   def shards(self):
     for i in range(self.num_shards):
       yield self.data[i * self.shard_size:(i + 1) * self.shard_size]
-
-  def id_shards(self):
-    for i, vectors in enumerate(self.shards()):
-      yield [f"E{i * self.shard_size + j}" for j in range(len(vectors))], vectors
 
   def all(self) -> np.ndarray:
     return self.data

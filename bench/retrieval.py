@@ -74,7 +74,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from embedding_structure import knn_cosines, lid_mle, oracle_shares, top_k  # noqa: E402
+from embedding_structure import (ShardedData, knn_cosines, lid_mle, oracle_shares,  # noqa: E402
+                                 top_k)
 
 DIM = 300
 NOISE = 0.12
@@ -92,7 +93,7 @@ FLOAT_LIMIT = 6_000_000
 # data
 
 
-class Synthetic:
+class Synthetic(ShardedData):
   """Clustered unit vectors [n, DIM], shard i a pure function of (seed, n, i)."""
 
   def __init__(self, n: int, seed: int = 0, noise: float = NOISE, shard_size: int = GEN_SHARD):
@@ -126,17 +127,6 @@ class Synthetic:
     return np.concatenate([
         self._draw_labels(np.random.default_rng([self.seed, self.n, i]), self._count(i))
         for i in range(self.num_shards)]).astype(np.int32)
-
-  def shards(self):
-    for i in range(self.num_shards):
-      yield self.shard(i)[0]
-
-  def id_shards(self):
-    """(ids, vectors) per generation shard, the form mel's builders take."""
-    for i in range(self.num_shards):
-      start = i * self.shard_size
-      vectors = self.shard(i)[0]
-      yield [f"E{start + j}" for j in range(len(vectors))], vectors
 
   def all(self) -> np.ndarray:
     out = np.empty((self.n, DIM), dtype=np.float32)
